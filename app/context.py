@@ -1,0 +1,35 @@
+"""Builds the per-request `Context`: verified viewer, fresh loaders, request id, limits."""
+
+from __future__ import annotations
+
+from auth.tokens import InvalidToken, TokenService
+from auth.viewer import bearer_token
+from db.engine import Sessions
+from loaders import Loaders
+from resolvers.context import Context, Limits, Viewer
+from resolvers.errors import Unauthenticated
+
+
+class ContextFactory:
+    def __init__(self, sessions: Sessions, tokens: TokenService, limits: Limits) -> None:
+        self.sessions = sessions
+        self.tokens = tokens
+        self.limits = limits
+
+    async def __call__(self, authorization: str | None, request_id: str) -> Context:
+        """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
+        token = bearer_token(authorization)
+        if token is None:
+            return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits)
+        try:
+            claims = self.tokens.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from None
+        if not claims.subject.isdigit():
+            raise Unauthenticated("The access token does not name a user.")
+        loaders = Loaders(self.sessions, int(claims.subject))
+        user = await loaders.users.by_id.load(int(claims.subject))  # primes the loader for `viewer`
+        if user is None:
+            raise Unauthenticated("The access token's user no longer exists.")
+        viewer = Viewer(user.id, claims.scopes, user.role, claims.client_id, claims.token_id)
+        return Context(self.sessions, loaders, viewer, request_id, self.limits)

@@ -1,0 +1,190 @@
+"""GraphQL over HTTP, per the GraphQL-over-HTTP spec.
+
+- POST bodies must be `application/json` (UTF-8): anything else is 415, so a cross-site HTML form can
+  never reach a resolver (it cannot send that content type without a CORS preflight).
+- GET runs queries only; a mutation over GET is 405 with `Allow: POST`.
+- `application/graphql-response+json` when the client accepts it, with 4xx for requests that never
+  executed; legacy `application/json` (always 200 once the request is well-formed) otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+
+from app.context import ContextFactory
+from app.metrics import Metrics
+from app.request_id import current_request_id
+from resolvers.errors import Unauthenticated
+from schema import TandemSchema
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+class RequestError(Exception):
+    """A request that cannot be executed at all; answered with `status` and one error."""
+
+    def __init__(self, status: int, message: str, code: str = "BAD_USER_INPUT", headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = headers or {}
+
+
+def _media_type(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    if GRAPHQL_RESPONSE in accept:
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+def _json_response(body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8",
+                    headers=headers)
+
+
+def _json_field(value: Any, name: str, kind: type) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    raise RequestError(400, f"`{name}` must be a {'string' if kind is str else 'JSON object'}.")
+
+
+def _decode_json_param(value: str | None, name: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, f"The `{name}` parameter is not valid JSON.") from None
+
+
+class GraphQLHTTP:
+    def __init__(
+        self,
+        schema: TandemSchema,
+        context_factory: ContextFactory,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int,
+        graphiql: Callable[[], Response] | None,
+    ) -> None:
+        self.schema = schema
+        self.context_factory = context_factory
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.graphiql = graphiql
+
+    async def handle(self, request: Request) -> Response:
+        media_type = _media_type(request)
+        try:
+            if request.method == "GET":
+                if "query" not in request.query_params and "text/html" in request.headers.get("accept", ""):
+                    if self.graphiql is not None:
+                        return self.graphiql()
+                    raise RequestError(404, "The GraphQL explorer is disabled here.", "NOT_FOUND")
+                params = self._get_params(request)
+                allowed = {OperationType.QUERY}
+            elif request.method == "POST":
+                params = await self._post_params(request)
+                allowed = {OperationType.QUERY, OperationType.MUTATION}
+            else:
+                raise RequestError(405, "Use GET or POST.", headers={"Allow": "GET, POST"})
+            return await self._execute(request, params, allowed, media_type)
+        except RequestError as error:
+            return self._error(error, media_type)
+
+    def _get_params(self, request: Request) -> dict[str, Any]:
+        query = request.query_params
+        return {
+            "query": query.get("query"),
+            "variables": _decode_json_param(query.get("variables"), "variables"),
+            "operationName": query.get("operationName") or None,
+            "extensions": _decode_json_param(query.get("extensions"), "extensions"),
+        }
+
+    async def _post_params(self, request: Request) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "")
+        mime, _, options = content_type.partition(";")
+        charset = options.strip().lower().removeprefix("charset=").strip('"') if "charset=" in options.lower() else "utf-8"
+        if mime.strip().lower() != JSON or charset not in ("utf-8", "utf8"):
+            raise RequestError(415, "Send the request body as `Content-Type: application/json` (UTF-8).",
+                               headers={"Accept-Post": JSON})
+        body = await self._read_body(request)
+        try:
+            params = orjson.loads(body)  # orjson also refuses bodies that are not valid UTF-8
+        except orjson.JSONDecodeError:
+            raise RequestError(400, "The request body is not valid JSON (UTF-8).") from None
+        if isinstance(params, list):
+            raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+        if not isinstance(params, dict):
+            raise RequestError(400, "The request body must be a JSON object with a `query`.")
+        return params
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
+        return bytes(body)
+
+    async def _execute(
+        self, request: Request, params: dict[str, Any], allowed: set[OperationType], media_type: str
+    ) -> Response:
+        query = _json_field(params.get("query"), "query", str)
+        variables = _json_field(params.get("variables"), "variables", dict)
+        operation_name = _json_field(params.get("operationName"), "operationName", str)
+        _json_field(params.get("extensions"), "extensions", dict)
+        if not query or not query.strip():
+            raise RequestError(400, "The request has no `query`.")
+        request_id = current_request_id.get()
+        try:
+            context = await self.context_factory(request.headers.get("authorization"), request_id)
+        except Unauthenticated as exc:
+            raise RequestError(401, exc.message, "UNAUTHENTICATED",
+                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        try:
+            result = await self.schema.execute(
+                query, variable_values=variables, context_value=context,
+                operation_name=operation_name, allowed_operation_types=allowed,
+            )
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type == OperationType.MUTATION:
+                raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None
+            raise RequestError(400, "Subscriptions need a WebSocket connection to /graphql.") from None
+        return self._result(result, media_type, context.extras.get("response_headers"))
+
+    def _result(self, result: ExecutionResult, media_type: str, headers: Any) -> Response:
+        body: dict[str, Any] = {}
+        errors: list[GraphQLError] = list(result.errors or [])
+        if errors:
+            body["errors"] = [error.formatted for error in errors]
+            for error in errors:
+                self.metrics.graphql_errors.labels((error.extensions or {}).get("code", "UNKNOWN")).inc()
+        executed = result.data is not None or any(error.path for error in errors)
+        if executed:
+            body["data"] = result.data
+        if result.extensions:
+            body["extensions"] = result.extensions
+        status = 200 if executed or media_type == JSON else 400
+        return _json_response(body, status, media_type, headers)
+
+    def _error(self, error: RequestError, media_type: str) -> Response:
+        self.metrics.graphql_errors.labels(error.code).inc()
+        body = {"errors": [{"message": error.message,
+                            "extensions": {"code": error.code, "requestId": current_request_id.get()}}]}
+        # Legacy JSON clients still get 4xx for requests that are not GraphQL requests at all.
+        return _json_response(body, error.status, media_type, error.headers)

@@ -1,0 +1,117 @@
+"""`create_app(settings)`: the one place where Tandem's parts are chosen and wired together."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Route
+from strawberry.extensions import ParserCache, ValidationCache
+
+from app.context import ContextFactory
+from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
+from app.graphql_http import GraphQLHTTP
+from app.logging import configure_logging
+from app.metrics import Metrics
+from app.middleware import RequestIdAndMetrics, SecurityHeaders
+from app.settings import Settings
+from app.tracing import tracing_extensions
+from auth.keys import KeyStore
+from auth.tokens import TokenService
+from db.engine import make_engine, make_sessions
+from resolvers.context import Limits
+from rest import health
+from schema import build_schema
+from schema.errors import ErrorCodes
+
+
+def token_service(settings: Settings) -> TokenService:
+    keys = KeyStore.load_or_create(settings.keys_dir)
+    return TokenService(
+        keys, issuer=settings.issuer, audience=settings.audience, ttl_seconds=settings.access_token_ttl_seconds
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    engine = make_engine(settings.database_url)  # connects lazily
+    sessions = make_sessions(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    tokens = token_service(settings)
+    metrics = Metrics()
+    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
+
+    schema = build_schema(extensions=[
+        ParserCache(maxsize=1024),
+        ValidationCache(maxsize=1024),
+        *tracing_extensions(settings),
+        lambda: ErrorCodes(hide_suggestions=settings.production),  # fresh per request
+    ])
+    graphql = GraphQLHTTP(
+        schema,
+        ContextFactory(sessions, tokens, limits),
+        metrics,
+        max_body_bytes=settings.max_body_bytes,
+        graphiql=graphiql_page if settings.graphiql_enabled else None,
+    )
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        *health.routes(sessions, redis),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(graphiql_assets(settings.node_modules_dir or node_modules_dir()))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        # Everything imported so far lives for the whole process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            if redis is not None:
+                await redis.aclose()
+
+    middleware = [
+        Middleware(RequestIdAndMetrics, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)]),
+        Middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://")),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+            allow_credentials=True,
+            max_age=600,
+        ),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.tokens = tokens
+    app.state.schema = schema
+    return app
+
+
+def _jwks_endpoint(tokens: TokenService) -> Any:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    return jwks
+
+
+def app_from_environment() -> Starlette:
+    """Factory for `uvicorn --factory` and `tandem serve --workers N`."""
+    return create_app(Settings())

@@ -1,0 +1,30 @@
+"""Prometheus metrics, kept in a registry per app (no global state between apps or tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tandem_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tandem_http_request_duration_seconds", "Time to answer an HTTP request.", ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.graphql_errors = Counter(
+            "tandem_graphql_errors", "GraphQL errors returned, by extensions.code.", ["code"], registry=self.registry
+        )
+        self.graphql_operations = Counter(
+            "tandem_graphql_operations", "GraphQL operations executed, by type.", ["type"], registry=self.registry
+        )
+
+    async def endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

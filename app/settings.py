@@ -1,0 +1,61 @@
+"""Typed settings from `TANDEM_*` environment variables.
+
+Built once by the CLI or a test and handed to `create_app`; nothing reads the environment at import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'tandem.db'}"
+    redis_url: str | None = None
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "tandem"
+    keys_dir: Path = VAR_DIR / "keys"
+    access_token_ttl_seconds: int = 15 * 60
+    cors_origins: list[str] = Field(default_factory=list)
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_body_bytes: int = 1_000_000
+    max_string_length: int = 10_000
+    log_level: str = "INFO"
+    log_json: bool = True
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    ws_connection_init_timeout_seconds: float = 10.0
+    node_modules_dir: Path | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # Also accept a plain comma-separated list, the natural form for an environment variable.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        # Browsers send the token in a header, but a wildcard origin together with credentials
+        # is never what an operator means; name each frontend instead.
+        if "*" in origins:
+            raise ValueError("TANDEM_CORS_ORIGINS must list origins explicitly, not '*'.")
+        return origins
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return not self.production

@@ -1,0 +1,110 @@
+// Starts GraphiQL on Tandem's own page. It is a file rather than an inline <script> because
+// the page's Content-Security-Policy allows scripts from 'self' only (see app/graphiql.py).
+(function () {
+  "use strict";
+
+  var root = document.getElementById("graphiql");
+  var endpoint = root.getAttribute("data-endpoint") || "/graphql";
+  var url = new URL(endpoint, window.location.href);
+  var wsUrl = new URL(url.href);
+  wsUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+
+  // A template the user completes by pasting a token after "Bearer ".
+  var HEADERS_TEMPLATE = '{\n  "Authorization": "Bearer "\n}';
+
+  // Lower-case keys so the editor's "Content-Type" cannot duplicate the fetcher's
+  // "content-type" (fetch would join both into one invalid value), and drop the untouched
+  // template: "Bearer " without a token would make every request, introspection too, fail
+  // authentication instead of running anonymously.
+  function requestHeaders(headers) {
+    var out = {};
+    Object.keys(headers || {}).forEach(function (name) {
+      var value = headers[name];
+      var key = name.toLowerCase();
+      if (key === "authorization" && /^\s*bearer\s*$/i.test(String(value))) {
+        return;
+      }
+      out[key] = value;
+    });
+    return out;
+  }
+
+  var fetchGraphQL = GraphiQL.createFetcher({
+    url: url.href,
+    // The graphql-transport-ws client gets the editor's headers as its connection_init payload.
+    subscriptionUrl: wsUrl.href,
+    // Plain JSON responses only: Tandem does not answer multipart/mixed.
+    enableIncrementalDelivery: false,
+    headers: {
+      accept: "application/graphql-response+json, application/json",
+      "content-type": "application/json",
+    },
+  });
+
+  function fetcher(params, options) {
+    var opts = Object.assign({}, options, { headers: requestHeaders(options && options.headers) });
+    return fetchGraphQL(params, opts);
+  }
+
+  // GraphiQL 3 writes each history entry with its headers to localStorage even when
+  // shouldPersistHeaders is false, which would keep a pasted bearer token after the tab is
+  // closed. This storage blanks them on the way in; everything else passes through.
+  var NAMESPACE = "graphiql:";
+  var HISTORY_KEYS = [NAMESPACE + "queries", NAMESPACE + "favorites"];
+
+  function historyWithoutHeaders(value) {
+    var lists = JSON.parse(value);
+    Object.keys(lists).forEach(function (name) {
+      (lists[name] || []).forEach(function (entry) {
+        entry.headers = null;
+      });
+    });
+    return JSON.stringify(lists);
+  }
+
+  function graphiqlKeys() {
+    return Object.keys(window.localStorage).filter(function (key) {
+      return key.indexOf(NAMESPACE) === 0;
+    });
+  }
+
+  var storage = {
+    getItem: function (key) {
+      return window.localStorage.getItem(key);
+    },
+    setItem: function (key, value) {
+      var safe = HISTORY_KEYS.indexOf(key) === -1 ? value : historyWithoutHeaders(value);
+      window.localStorage.setItem(key, safe);
+    },
+    removeItem: function (key) {
+      window.localStorage.removeItem(key);
+    },
+    get length() {
+      return graphiqlKeys().length;
+    },
+    clear: function () {
+      graphiqlKeys().forEach(function (key) {
+        window.localStorage.removeItem(key);
+      });
+    },
+  };
+
+  // CSSOM writes are allowed by style-src 'self'; a style attribute or <style> block is not.
+  document.documentElement.style.height = "100%";
+  document.body.style.height = "100%";
+  document.body.style.margin = "0";
+  root.style.height = "100vh";
+  root.textContent = "";
+
+  ReactDOM.createRoot(root).render(
+    React.createElement(GraphiQL, {
+      fetcher: fetcher,
+      storage: storage,
+      defaultHeaders: HEADERS_TEMPLATE,
+      isHeadersEditorEnabled: true,
+      defaultEditorToolsVisibility: "headers",
+      // Headers carry bearer tokens: keep them out of localStorage.
+      shouldPersistHeaders: false,
+    })
+  );
+})();

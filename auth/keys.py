@@ -1,0 +1,79 @@
+"""Asymmetric signing keys (ES256) kept as PEM files under `var/keys/`, published as a JWKS.
+
+Each key's file name is its `kid`; kids sort by creation time, so the newest key signs and older
+keys stay published, to verify tokens they signed until those expire.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+ALGORITHM = "ES256"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: ec.EllipticCurvePrivateKey
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk: dict[str, Any] = ECAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+
+class KeyStore:
+    def __init__(self, keys: list[SigningKey]) -> None:
+        if not keys:
+            raise ValueError("a key store needs at least one key")
+        self._keys = sorted(keys, key=lambda key: key.kid)
+        self._by_kid = {key.kid: key for key in self._keys}
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> KeyStore:
+        """Load every key in `directory`, creating the first one on first start."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if not list(directory.glob("*.pem")):
+            add_key(directory)
+        return cls([_read(path) for path in directory.glob("*.pem")])
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self._keys[-1]
+
+    def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        key = self._by_kid.get(kid)
+        return key.private_key.public_key() if key else None
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.public_jwk() for key in self._keys]}
+
+
+def add_key(directory: Path) -> SigningKey:
+    """Create a new signing key; it becomes the one that signs from the next start on."""
+    kid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path = directory / f"{kid}.pem"
+    # Written with owner-only permissions from the start: a private key is never world-readable.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    return SigningKey(kid, private_key)
+
+
+def _read(path: Path) -> SigningKey:
+    private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{path} is not an EC private key")
+    return SigningKey(path.stem, private_key)

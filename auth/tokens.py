@@ -1,0 +1,103 @@
+"""JWT access tokens (RFC 9068 profile): issued with our newest key, verified strictly.
+
+Verification pins the algorithm, requires `kid`, `iss`, `aud`, `exp`, `iat` and `sub`, and honours
+`nbf`; anything else about a token is a reason to refuse it, never to guess.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from auth.keys import ALGORITHM, KeyStore
+
+LEEWAY_SECONDS = 30
+
+
+class InvalidToken(Exception):
+    """The token cannot be trusted; the message is safe to show to the caller."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str
+    scopes: frozenset[str]
+    client_id: str | None
+    token_id: str
+    expires_at: int
+    raw: dict[str, Any]
+
+
+class TokenService:
+    def __init__(self, keys: KeyStore, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue_access_token(
+        self,
+        subject: str,
+        scopes: Iterable[str],
+        *,
+        client_id: str | None = None,
+        ttl_seconds: int | None = None,
+        audience: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            **(extra or {}),
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audience or self.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + (ttl_seconds or self.ttl_seconds),
+            "jti": secrets.token_urlsafe(16),
+            "scope": " ".join(sorted(set(scopes))),
+        }
+        if client_id is not None:
+            claims["client_id"] = client_id
+        key = self.keys.signing_key
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "at+jwt"})
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token is malformed.") from None
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("The access token is signed with an unexpected algorithm.")
+        public_key = self.keys.public_key(str(header.get("kid", "")))
+        if public_key is None:
+            raise InvalidToken("The access token was signed by an unknown key.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The access token has expired.") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("The access token is not valid yet.") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token is invalid.") from None
+        return AccessClaims(
+            subject=str(claims["sub"]),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            client_id=claims.get("client_id"),
+            token_id=str(claims["jti"]),
+            expires_at=int(claims["exp"]),
+            raw=claims,
+        )

@@ -1,0 +1,34 @@
+"""Domain errors. Each class carries the `extensions.code` from DESIGN.md that the schema reports.
+
+    DomainError
+    ├── BadUserInput      BAD_USER_INPUT   (mutations turn it into `userErrors`)
+    ├── NotFound          NOT_FOUND        (also "exists, but not yours": never leak existence)
+    ├── Unauthenticated   UNAUTHENTICATED
+    └── Forbidden         FORBIDDEN        (you can see it, but may not do this)
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BadUserInput(DomainError): ...
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"

@@ -1,0 +1,46 @@
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its database and Redis do too)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from db.engine import Sessions
+
+log = logging.getLogger("tandem.health")
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason goes to the log
+        log.warning("readiness check %s failed: %s", name, exc)
+        return name, "unavailable"
+    return name, "ok"
+
+
+def routes(sessions: Sessions, redis: Redis | None) -> list[Route]:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def database_probe() -> None:
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+
+    async def readyz(request: Request) -> Response:
+        probes = [_check("database", database_probe())]
+        if redis is not None:
+            probes.append(_check("redis", redis.ping()))
+        checks = dict(await asyncio.gather(*probes))
+        ready = all(state == "ok" for state in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -1,0 +1,202 @@
+"""The `Document` type, collaborators, and the document mutations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.permission import PermissionExtension
+from strawberry.types import Info
+
+import resolvers.documents
+import resolvers.tasks
+import resolvers.users
+from auth import scopes
+from auth.permissions import HasScope
+from db.models import Document as DocumentRow  # row types: Strawberry resolves Private[...] too
+from db.models import DocumentCollaborator as CollaboratorRow  # row types: Strawberry resolves Private[...] too
+from resolvers.context import Context
+from resolvers.errors import BadUserInput
+from schema.errors import UserError
+from schema.inputs import page_args, task_query
+from schema.relay import Connection, Node, connection, decode_id, encode_id
+
+if TYPE_CHECKING:
+    from schema.tasks import Task, TaskFilter, TaskOrder
+    from schema.users import User
+
+UserType = Annotated["User", strawberry.lazy("schema.users")]
+TaskType = Annotated["Task", strawberry.lazy("schema.tasks")]
+TaskFilterType = Annotated["TaskFilter", strawberry.lazy("schema.tasks")]
+TaskOrderType = Annotated["TaskOrder", strawberry.lazy("schema.tasks")]
+
+
+@strawberry.enum
+class CollaboratorRole(enum.Enum):
+    OWNER = "OWNER"
+    EDITOR = "EDITOR"
+    VIEWER = "VIEWER"
+
+
+@strawberry.type
+class Collaborator:
+    role: CollaboratorRole
+    _row: strawberry.Private[CollaboratorRow]
+
+    @strawberry.field
+    async def user(self, info: Info[Context, Any]) -> UserType:
+        from schema.users import user_type
+
+        return user_type(info.context, await resolvers.documents.collaborator_user(info.context, self._row))
+
+
+@strawberry.type
+class Document(Node):
+    id: strawberry.ID
+    title: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    _row: strawberry.Private[DocumentRow]
+
+    @classmethod
+    def from_row(cls, row: DocumentRow) -> Document:
+        return cls(
+            id=encode_id("Document", row.id), title=row.title, version=row.version,
+            created_at=row.created_at, updated_at=row.updated_at, _row=row,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info[Context, Any]) -> UserType:
+        from schema.users import user_type
+
+        row = await resolvers.users.user_or_none(info.context, self._row.owner_id)
+        assert row is not None  # owner_id is a non-null foreign key
+        return user_type(info.context, row)
+
+    @strawberry.field
+    async def collaborators(self, info: Info[Context, Any]) -> list[Collaborator]:
+        rows = await resolvers.documents.collaborators(info.context, self._row.id)
+        return [Collaborator(role=CollaboratorRole(row.role), _row=row) for row in rows]
+
+    @strawberry.field(description="Your role on this document.")
+    async def viewer_role(self, info: Info[Context, Any]) -> CollaboratorRole | None:
+        role = await resolvers.documents.viewer_role(info.context, self._row.id)
+        return CollaboratorRole(role) if role else None
+
+    @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])])
+    async def tasks(
+        self, info: Info[Context, Any],
+        first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+        filter: TaskFilterType | None = None, order_by: TaskOrderType | None = None,
+    ) -> Connection[TaskType]:
+        from schema.tasks import Task
+
+        f, order = task_query(filter, order_by)
+        page = await resolvers.tasks.document_tasks(
+            info.context, self._row.id, f, order, page_args(first, after, last, before)
+        )
+        return connection(page, Task.from_row)
+
+
+@strawberry.input
+class CreateDocumentInput:
+    title: str
+
+
+@strawberry.input
+class UpdateDocumentInput:
+    id: strawberry.ID
+    title: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class DeleteDocumentInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class ShareDocumentInput:
+    document_id: strawberry.ID
+    user_id: strawberry.ID
+    role: CollaboratorRole = CollaboratorRole.EDITOR
+
+
+@strawberry.input
+class UnshareDocumentInput:
+    document_id: strawberry.ID
+    user_id: strawberry.ID = strawberry.field(description="Yourself, to leave a document shared with you.")
+
+
+@strawberry.type
+class DocumentPayload:
+    document: Document | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteDocumentPayload:
+    deleted_document_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+def _failed(exc: BadUserInput) -> DocumentPayload:
+    return DocumentPayload(document=None, user_errors=[UserError.from_exception(exc)])
+
+
+WRITE = [PermissionExtension([HasScope(scopes.DOCUMENTS_WRITE)])]
+
+
+@strawberry.type
+class DocumentMutations:
+    @strawberry.mutation(extensions=WRITE)
+    async def create_document(self, info: Info[Context, Any], input: CreateDocumentInput) -> DocumentPayload:
+        try:
+            row = await resolvers.documents.create_document(info.context, input.title)
+        except BadUserInput as exc:
+            return _failed(exc)
+        return DocumentPayload(document=Document.from_row(row), user_errors=[])
+
+    @strawberry.mutation(extensions=WRITE)
+    async def update_document(self, info: Info[Context, Any], input: UpdateDocumentInput) -> DocumentPayload:
+        try:
+            document_id = decode_id(input.id, "Document")
+            if input.title is strawberry.UNSET:
+                row = await resolvers.documents.editable_document(info.context, document_id)
+            else:
+                row = await resolvers.documents.update_document(info.context, document_id, input.title)
+        except BadUserInput as exc:
+            return _failed(exc)
+        return DocumentPayload(document=Document.from_row(row), user_errors=[])
+
+    @strawberry.mutation(extensions=WRITE)
+    async def delete_document(self, info: Info[Context, Any], input: DeleteDocumentInput) -> DeleteDocumentPayload:
+        try:
+            deleted = await resolvers.documents.delete_document(info.context, decode_id(input.id, "Document"))
+        except BadUserInput as exc:
+            return DeleteDocumentPayload(deleted_document_id=None, user_errors=[UserError.from_exception(exc)])
+        return DeleteDocumentPayload(deleted_document_id=encode_id("Document", deleted), user_errors=[])
+
+    @strawberry.mutation(extensions=WRITE)
+    async def share_document(self, info: Info[Context, Any], input: ShareDocumentInput) -> DocumentPayload:
+        try:
+            row = await resolvers.documents.share_document(
+                info.context, decode_id(input.document_id, "Document", "documentId"),
+                decode_id(input.user_id, "User", "userId"), input.role.value,
+            )
+        except BadUserInput as exc:
+            return _failed(exc)
+        return DocumentPayload(document=Document.from_row(row), user_errors=[])
+
+    @strawberry.mutation(extensions=WRITE)
+    async def unshare_document(self, info: Info[Context, Any], input: UnshareDocumentInput) -> DocumentPayload:
+        try:
+            row = await resolvers.documents.unshare_document(
+                info.context, decode_id(input.document_id, "Document", "documentId"),
+                decode_id(input.user_id, "User", "userId"),
+            )
+        except BadUserInput as exc:
+            return _failed(exc)
+        return DocumentPayload(document=Document.from_row(row), user_errors=[])

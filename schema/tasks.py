@@ -1,0 +1,221 @@
+"""The `Task` type, its enums and inputs, and the task mutations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.permission import PermissionExtension
+from strawberry.types import Info
+
+import resolvers.documents
+import resolvers.tasks
+import resolvers.users
+from auth import scopes
+from auth.permissions import HasScope
+from db.models import Task as TaskRow  # row types: Strawberry resolves Private[...] too
+from resolvers.context import Context
+from resolvers.errors import BadUserInput
+from schema.errors import UserError
+from schema.relay import Node, decode_id, decode_optional_id, encode_id
+
+if TYPE_CHECKING:
+    from schema.documents import Document
+    from schema.users import User
+
+UserType = Annotated["User", strawberry.lazy("schema.users")]
+DocumentType = Annotated["Document", strawberry.lazy("schema.documents")]
+
+
+@strawberry.enum
+class TaskStatus(enum.Enum):
+    TODO = "TODO"
+    IN_PROGRESS = "IN_PROGRESS"
+    DONE = "DONE"
+
+
+@strawberry.enum
+class TaskPriority(enum.Enum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    URGENT = 4
+
+
+@strawberry.enum
+class TaskOrderField(enum.Enum):
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+    DUE_AT = "DUE_AT"
+    PRIORITY = "PRIORITY"
+    TITLE = "TITLE"
+
+
+@strawberry.enum
+class OrderDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input(description="All given conditions must hold.")
+class TaskFilter:
+    status: list[TaskStatus] | None = None
+    assignee: strawberry.ID | None = strawberry.field(default=None, description="A User ID.")
+    label: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    search: str | None = strawberry.field(default=None, description="Case-insensitive, in title and description.")
+
+
+@strawberry.input
+class TaskOrder:
+    field: TaskOrderField = TaskOrderField.CREATED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+
+@strawberry.type
+class Task(Node):
+    id: strawberry.ID
+    title: str
+    description: str
+    status: TaskStatus
+    priority: TaskPriority
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    _row: strawberry.Private[TaskRow]
+
+    @classmethod
+    def from_row(cls, row: TaskRow) -> Task:
+        return cls(
+            id=encode_id("Task", row.id), title=row.title, description=row.description,
+            status=TaskStatus(row.status), priority=TaskPriority(row.priority), due_at=row.due_at,
+            created_at=row.created_at, updated_at=row.updated_at, _row=row,
+        )
+
+    @strawberry.field
+    async def labels(self, info: Info[Context, Any]) -> list[str]:
+        return await resolvers.tasks.labels(info.context, self._row.id)
+
+    @strawberry.field
+    async def owner(self, info: Info[Context, Any]) -> UserType:
+        from schema.users import user_type
+
+        row = await resolvers.users.user_or_none(info.context, self._row.owner_id)
+        assert row is not None  # owner_id is a non-null foreign key
+        return user_type(info.context, row)
+
+    @strawberry.field
+    async def assignee(self, info: Info[Context, Any]) -> UserType | None:
+        from schema.users import user_type
+
+        row = await resolvers.users.user_or_none(info.context, self._row.assignee_id)
+        return user_type(info.context, row) if row else None
+
+    @strawberry.field(
+        description="Null when the task has none, or when you cannot see it.",
+        extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
+    )
+    async def document(self, info: Info[Context, Any]) -> DocumentType | None:
+        from schema.documents import Document
+
+        row = await resolvers.documents.document_or_none(info.context, self._row.document_id)
+        return Document.from_row(row) if row else None
+
+    @strawberry.field(description="Whether you may change this task.")
+    async def viewer_can_update(self, info: Info[Context, Any]) -> bool:
+        return await resolvers.tasks.can_edit(info.context, self._row)
+
+
+@strawberry.input
+class CreateTaskInput:
+    title: str
+    description: str = ""
+    status: TaskStatus = TaskStatus.TODO
+    priority: TaskPriority = TaskPriority.MEDIUM
+    due_at: datetime | None = None
+    labels: list[str] = strawberry.field(default_factory=list)
+    assignee_id: strawberry.ID | None = None
+    document_id: strawberry.ID | None = None
+
+
+@strawberry.input(description="Omitted fields stay as they are; an explicit null clears a field.")
+class UpdateTaskInput:
+    id: strawberry.ID
+    title: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    status: TaskStatus | None = strawberry.UNSET
+    priority: TaskPriority | None = strawberry.UNSET
+    due_at: datetime | None = strawberry.UNSET
+    labels: list[str] | None = strawberry.UNSET
+    assignee_id: strawberry.ID | None = strawberry.UNSET
+    document_id: strawberry.ID | None = strawberry.UNSET
+
+
+@strawberry.input
+class DeleteTaskInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class TaskPayload:
+    task: Task | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteTaskPayload:
+    deleted_task_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+def _changes(input: UpdateTaskInput) -> dict[str, Any]:
+    """Only what the client sent, converted to row values."""
+    changes: dict[str, Any] = {}
+    for name in ("title", "description", "due_at", "labels"):
+        if (value := getattr(input, name)) is not strawberry.UNSET:
+            changes[name] = value
+    for name in ("status", "priority"):
+        if (value := getattr(input, name)) is not strawberry.UNSET:
+            changes[name] = value.value if value is not None else None
+    if input.assignee_id is not strawberry.UNSET:
+        changes["assignee_id"] = decode_optional_id(input.assignee_id, "User", "assigneeId")
+    if input.document_id is not strawberry.UNSET:
+        changes["document_id"] = decode_optional_id(input.document_id, "Document", "documentId")
+    return changes
+
+
+@strawberry.type
+class TaskMutations:
+    @strawberry.mutation(extensions=[PermissionExtension([HasScope(scopes.TASKS_WRITE)])])
+    async def create_task(self, info: Info[Context, Any], input: CreateTaskInput) -> TaskPayload:
+        try:
+            draft = resolvers.tasks.TaskDraft(
+                title=input.title, description=input.description, status=input.status.value,
+                priority=input.priority.value, due_at=input.due_at, labels=input.labels,
+                assignee_id=decode_optional_id(input.assignee_id, "User", "assigneeId"),
+                document_id=decode_optional_id(input.document_id, "Document", "documentId"),
+            )
+            row = await resolvers.tasks.create_task(info.context, draft)
+        except BadUserInput as exc:
+            return TaskPayload(task=None, user_errors=[UserError.from_exception(exc)])
+        return TaskPayload(task=Task.from_row(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[PermissionExtension([HasScope(scopes.TASKS_WRITE)])])
+    async def update_task(self, info: Info[Context, Any], input: UpdateTaskInput) -> TaskPayload:
+        try:
+            task_id = decode_id(input.id, "Task")
+            row = await resolvers.tasks.update_task(info.context, task_id, _changes(input))
+        except BadUserInput as exc:
+            return TaskPayload(task=None, user_errors=[UserError.from_exception(exc)])
+        return TaskPayload(task=Task.from_row(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[PermissionExtension([HasScope(scopes.TASKS_WRITE)])])
+    async def delete_task(self, info: Info[Context, Any], input: DeleteTaskInput) -> DeleteTaskPayload:
+        try:
+            deleted = await resolvers.tasks.delete_task(info.context, decode_id(input.id, "Task"))
+        except BadUserInput as exc:
+            return DeleteTaskPayload(deleted_task_id=None, user_errors=[UserError.from_exception(exc)])
+        return DeleteTaskPayload(deleted_task_id=encode_id("Task", deleted), user_errors=[])

@@ -1,0 +1,107 @@
+"""The `User` type and the viewer's own profile mutation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.permission import PermissionExtension
+from strawberry.types import Info
+
+import resolvers.documents
+import resolvers.tasks
+import resolvers.users
+from auth import scopes
+from auth.permissions import HasScope
+from db.models import User as UserRow  # row types: Strawberry resolves Private[...] too
+from resolvers.context import Context
+from resolvers.errors import BadUserInput
+from schema.errors import UserError
+from schema.relay import Connection, Node, connection, encode_id
+from schema.inputs import page_args, task_query
+
+if TYPE_CHECKING:
+    from schema.documents import Document
+    from schema.tasks import Task, TaskFilter, TaskOrder
+
+TaskType = Annotated["Task", strawberry.lazy("schema.tasks")]
+DocumentType = Annotated["Document", strawberry.lazy("schema.documents")]
+TaskFilterType = Annotated["TaskFilter", strawberry.lazy("schema.tasks")]
+TaskOrderType = Annotated["TaskOrder", strawberry.lazy("schema.tasks")]
+
+
+@strawberry.type
+class User(Node):
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+    _pk: strawberry.Private[int]
+    _email: strawberry.Private[str | None]
+
+    @classmethod
+    def from_row(cls, row: UserRow, *, show_email: bool = False) -> User:
+        return cls(
+            id=encode_id("User", row.id), name=row.name, created_at=row.created_at,
+            _pk=row.id, _email=row.email if show_email else None,
+        )
+
+    @strawberry.field(description="Only visible to the user themself (and admins).")
+    def email(self) -> str | None:
+        return self._email
+
+    @strawberry.field(
+        description="Tasks this user owns or is assigned to, as far as you may see them.",
+        extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])],
+    )
+    async def tasks(
+        self, info: Info[Context, Any],
+        first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+        filter: TaskFilterType | None = None, order_by: TaskOrderType | None = None,
+    ) -> Connection[TaskType]:
+        from schema.tasks import Task
+
+        f, order = task_query(filter, order_by)
+        page = await resolvers.tasks.user_tasks(info.context, self._pk, f, order, page_args(first, after, last, before))
+        return connection(page, Task.from_row)
+
+    @strawberry.field(
+        description="Documents this user collaborates on, as far as you may see them.",
+        extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
+    )
+    async def documents(
+        self, info: Info[Context, Any],
+        first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,
+    ) -> Connection[DocumentType]:
+        from schema.documents import Document
+
+        page = await resolvers.documents.user_documents(info.context, self._pk, page_args(first, after, last, before))
+        return connection(page, Document.from_row)
+
+
+def user_type(ctx: Context, row: UserRow) -> User:
+    return User.from_row(row, show_email=resolvers.users.can_see_email(ctx, row))
+
+
+@strawberry.input
+class UpdateViewerInput:
+    name: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class UpdateViewerPayload:
+    user: User | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(extensions=[PermissionExtension([HasScope(scopes.PROFILE)])])
+    async def update_viewer(self, info: Info[Context, Any], input: UpdateViewerInput) -> UpdateViewerPayload:
+        changes = {k: v for k, v in (("name", input.name), ("email", input.email)) if v is not strawberry.UNSET}
+        try:
+            row = await resolvers.users.update_viewer(info.context, changes)
+        except BadUserInput as exc:
+            return UpdateViewerPayload(user=None, user_errors=[UserError.from_exception(exc)])
+        return UpdateViewerPayload(user=user_type(info.context, row), user_errors=[])

@@ -1,0 +1,117 @@
+"""Run an ASGI app under a real uvicorn on a free loopback port, for tests that need real sockets.
+
+A browser, a WebSocket client or a second process cannot talk to an in-process ASGI transport,
+so this starts uvicorn in a background thread with its own event loop, runs the app's lifespan,
+and stops it on exit::
+
+    with LiveServer(create_app(settings)) as server:
+        httpx.get(f"{server.url}/healthz")
+        websockets.connect(f"{server.ws_url}/graphql", subprotocols=["graphql-transport-ws"])
+
+From an async test, `async with LiveServer(app) as server:` does the same without blocking the
+test's event loop while uvicorn starts and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+from starlette.types import ASGIApp
+
+_HOST = "127.0.0.1"
+
+
+class LiveServer:
+    """uvicorn serving `app` on 127.0.0.1 with a port chosen by the kernel."""
+
+    def __init__(
+        self, app: ASGIApp, *, startup_timeout: float = 20.0, shutdown_timeout: float = 10.0
+    ) -> None:
+        self.app = app
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{_HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{_HOST}:{self.port}"
+
+    def start(self) -> None:
+        # Bind here rather than ask uvicorn for port 0: the port is known before the thread
+        # starts, and nothing else can take it between choosing and listening.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((_HOST, 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            lifespan="on",  # a lifespan that fails must fail the test, not be skipped as "auto" would
+            log_level="warning",
+            access_log=False,
+            # Open WebSocket connections must not hold up the end of a test for long.
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn installs signal handlers only on the main thread, so this thread leaves
+        # Ctrl-C to pytest.
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + self.startup_timeout
+        # `started` turns true once the lifespan startup has completed and the socket listens.
+        while not server.started:
+            if not thread.is_alive():
+                sock.close()
+                raise RuntimeError(
+                    "uvicorn exited during startup; its log above says why (lifespan failure?)"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"uvicorn did not start within {self.startup_timeout} s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(self.shutdown_timeout)
+        if thread.is_alive():
+            # Graceful shutdown is stuck (a connection that never closes): cut it short.
+            server.force_exit = True
+            thread.join(self.shutdown_timeout)
+        self._server = self._thread = None
+        if thread.is_alive():
+            raise RuntimeError(f"uvicorn did not stop within {2 * self.shutdown_timeout} s")
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
