@@ -47,8 +47,8 @@ def create_app(settings: Settings) -> Starlette:
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
 
     schema = build_schema(extensions=[
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
+        lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
+        lambda: ValidationCache(maxsize=1024),
         *tracing_extensions(settings),
         lambda: ErrorCodes(hide_suggestions=settings.production),  # fresh per request
     ])
@@ -72,8 +72,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
         # Everything imported so far lives for the whole process: keep the collector off it.
-        gc.collect()
-        gc.freeze()
+        if settings.freeze_gc_on_start:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
+    app.state.engine = engine
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.schema = schema

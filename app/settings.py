@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     ws_connection_init_timeout_seconds: float = 10.0
     node_modules_dir: Path | None = None
+    # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
+    freeze_gc_on_start: bool = True
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -56,6 +56,8 @@ def _open_graphiql(driver: WebDriver, url: str) -> None:
 
 def _run(driver: WebDriver) -> dict[str, Any]:
     """Press the run button and wait for the response pane to show a JSON result."""
+    # Clear the previous result first, or a second run would read the first one back.
+    _set_editor(driver, RESPONSE_PANE, "")
     driver.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
 
     def response(d: WebDriver) -> dict[str, Any] | None:

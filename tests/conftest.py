@@ -1,0 +1,213 @@
+"""Shared fixtures: the real app on a real database (SQLite file and PostgreSQL), users, tokens.
+
+Every test that takes `settings` (directly or through `gql`, `client`, `sessions`) runs twice:
+once on a fresh SQLite file, once on the local PostgreSQL. An unreachable PostgreSQL or Redis
+fails the test with what is missing; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from app.main import create_app
+from app.settings import Settings
+from auth import scopes
+from db.engine import Sessions
+from db.migrate import upgrade
+from db.models import Base, User
+from schema.relay import encode_id
+from tests.factories import make_user
+
+POSTGRES_ADMIN_URL = os.environ.get("TANDEM_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_DATABASE = os.environ.get("TANDEM_TEST_POSTGRES_DB", "tandem_test")
+REDIS_URL = os.environ.get("TANDEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def global_id(type_name: str, pk: int) -> str:
+    return encode_id(type_name, pk)
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+async def _recreate_postgres_database() -> None:
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc}). Start it: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            pytrace=False,
+        )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{POSTGRES_DATABASE}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    asyncio.run(_recreate_postgres_database())
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = f"{base}/{POSTGRES_DATABASE}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tandem.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+async def _truncate_postgres(url: str) -> None:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "tandem.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_truncate_postgres(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys")
+
+
+@pytest.fixture
+def settings(database_url: str, keys_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        keys_dir=keys_dir,
+        redis_url=None,
+        log_json=False,
+        freeze_gc_on_start=False,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
+        yield http
+
+
+@pytest.fixture
+def sessions(app: Starlette) -> Sessions:
+    result: Sessions = app.state.sessions
+    return result
+
+
+@pytest.fixture
+def token_for(app: Starlette) -> Callable[..., str]:
+    def mint(user: User, scope: set[str] | frozenset[str] | None = None, **kwargs: Any) -> str:
+        token: str = app.state.tokens.issue_access_token(str(user.id), scopes.ALL if scope is None else scope, **kwargs)
+        return token
+
+    return mint
+
+
+class Gql(Protocol):
+    def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_user: User | None = None,
+        scope: set[str] | None = None,
+    ) -> Awaitable[dict[str, Any]]: ...
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Gql:
+    """POST a GraphQL request (as `as_user`, if given) and return the decoded body."""
+
+    async def run(
+        query: str, variables: dict[str, Any] | None = None, *, as_user: User | None = None,
+        scope: set[str] | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": GRAPHQL_RESPONSE}
+        if as_user is not None:
+            headers["Authorization"] = f"Bearer {token_for(as_user, scope)}"
+        response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        assert response.status_code in (200, 400), response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return run
+
+
+@pytest.fixture
+async def alice(sessions: Sessions) -> User:
+    return await make_user(sessions, "Alice")
+
+
+@pytest.fixture
+async def bob(sessions: Sessions) -> User:
+    return await make_user(sessions, "Bob")
+
+
+@pytest.fixture
+async def carol(sessions: Sessions) -> User:
+    return await make_user(sessions, "Carol")
+
+
+# --- SQL statement counting ---------------------------------------------------------------------
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("PRAGMA", "SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "ROLLBACK")):
+            self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def sql_statements(app: Starlette) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine, "before_cursor_execute", counter)
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
