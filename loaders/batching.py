@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import suppress
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import aliased
+from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
 
@@ -67,3 +69,9 @@ def windowed_page(
         .where(numbered.c.row_number > offset, numbered.c.row_number <= offset + limit)
         .order_by(numbered.c.partition_key, numbered.c.row_number)
     )
+
+
+def forget(loader: DataLoader[Any, Any], key: Any) -> None:
+    """`DataLoader.clear` raises for a key it never loaded; after a write we just want it gone."""
+    with suppress(KeyError):
+        loader.clear(key)

@@ -12,7 +12,7 @@ from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
 from db.models import Document, DocumentCollaborator
-from loaders.batching import group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
+from loaders.batching import forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
 from loaders.visibility import documents_of
 
 
@@ -94,7 +94,7 @@ class DocumentLoaders:
         self.count_by_user = DataLoader[int, int](partial(_counts, sessions, viewer_id))
 
     def forget(self, document_id: int) -> None:
-        self.by_id.clear(document_id)
-        self.collaborators.clear(document_id)
+        forget(self.by_id, document_id)
+        forget(self.collaborators, document_id)
         self.page_by_user.clear_all()
         self.count_by_user.clear_all()

@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
 from db.models import Task, TaskLabel, User
-from loaders.batching import group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
+from loaders.batching import forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
 from loaders.visibility import tasks_visible_to
 
 OrderField = Literal["CREATED_AT", "UPDATED_AT", "DUE_AT", "PRIORITY", "TITLE"]
@@ -202,7 +202,7 @@ class TaskLoaders:
 
     def forget(self, task_id: int) -> None:
         """After a write: drop everything that may hold the old row."""
-        self.by_id.clear(task_id)
-        self.labels_by_task.clear(task_id)
+        forget(self.by_id, task_id)
+        forget(self.labels_by_task, task_id)
         for loader in (self.page_by_user, self.page_by_document, self.count_by_user, self.count_by_document):
             loader.clear_all()

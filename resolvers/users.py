@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 
 from db.engine import Sessions
 from db.models import User, UserRole
+from loaders.batching import forget
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
@@ -56,7 +57,7 @@ async def update_viewer(ctx: Context, changes: dict[str, Any]) -> User:
     if values:
         async with ctx.sessions.begin() as session:
             await session.execute(update(User).where(User.id == user_id).values(**values))
-        ctx.loaders.users.by_id.clear(user_id)
+        forget(ctx.loaders.users.by_id, user_id)
     user = await ctx.loaders.users.by_id.load(user_id)
     if user is None:
         raise NotFound("User not found.")

@@ -30,7 +30,8 @@ from schema.relay import encode_id
 from tests.factories import make_user
 
 POSTGRES_ADMIN_URL = os.environ.get("TANDEM_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-POSTGRES_DATABASE = os.environ.get("TANDEM_TEST_POSTGRES_DB", "tandem_test")
+# One database per pytest process, so parallel runs on one machine never drop each other's tables.
+POSTGRES_DATABASE = f"tandem_test_{os.getpid()}"
 REDIS_URL = os.environ.get("TANDEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -42,7 +43,7 @@ def global_id(type_name: str, pk: int) -> str:
 # --- databases ----------------------------------------------------------------------------------
 
 
-async def _recreate_postgres_database() -> None:
+async def _admin(statement: str) -> None:
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
@@ -52,19 +53,20 @@ async def _recreate_postgres_database() -> None:
             pytrace=False,
         )
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{POSTGRES_DATABASE}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    asyncio.run(_recreate_postgres_database())
+def postgres_url() -> Iterator[str]:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)'))
+    asyncio.run(_admin(f'CREATE DATABASE "{POSTGRES_DATABASE}"'))
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     url = f"{base}/{POSTGRES_DATABASE}"
     upgrade(url)
-    return url
+    yield url
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{POSTGRES_DATABASE}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,14 @@ in-process: an allowlist, and a 503 that says what to install instead of a 500.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -20,8 +23,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from starlette.applications import Starlette
 
 from app.graphiql import graphiql_assets, node_modules_dir
+from app.main import create_app
+from app.settings import Settings
+from db.models import User
 from tests.browser import chrome
 from tests.live_server import LiveServer
+
+T = TypeVar("T")
 
 QUERY_EDITOR = ".graphiql-query-editor"
 # The visible editor under the query: the headers editor, which the page opens by default.
@@ -45,13 +53,31 @@ def _get_editor(driver: WebDriver, selector: str) -> str:
     return value
 
 
+def _wait(driver: WebDriver, condition: Callable[[WebDriver], T | Literal[False]], what: str) -> T:
+    try:
+        result: T = WebDriverWait(driver, TIMEOUT).until(condition)
+    except TimeoutException:
+        # Read the console only on failure: reading it empties it for the final check.
+        pytest.fail(f"{what} within {TIMEOUT} s; browser console: {_console_errors(driver)}", pytrace=False)
+    return result
+
+
 def _open_graphiql(driver: WebDriver, url: str) -> None:
+    """Load the page and wait until GraphiQL can run a query.
+
+    GraphiQL creates its editors one by one after the first render, and its run button does
+    nothing until the response editor exists, so wait for every editor, not just the first.
+    """
     driver.get(url)
-    WebDriverWait(driver, TIMEOUT).until(
-        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, f"{QUERY_EDITOR} .CodeMirror"))
-    )
+    for selector in (QUERY_EDITOR, HEADERS_EDITOR, RESPONSE_PANE):
+        located = expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, f"{selector} .CodeMirror")
+        )
+        _wait(driver, located, f"GraphiQL did not render {selector}")
     active_tool = driver.find_element(By.CSS_SELECTOR, ".graphiql-editor-tools button.active")
     assert active_tool.get_attribute("data-name") == "headers", "the headers editor should be open on load"
+    # The template lands once GraphiQL has wired its editors together.
+    _wait(driver, lambda d: "Bearer" in _get_editor(d, HEADERS_EDITOR), "the headers template did not appear")
 
 
 def _run(driver: WebDriver) -> dict[str, Any]:
@@ -60,27 +86,27 @@ def _run(driver: WebDriver) -> dict[str, Any]:
     _set_editor(driver, RESPONSE_PANE, "")
     driver.find_element(By.CSS_SELECTOR, ".graphiql-execute-button").click()
 
-    def response(d: WebDriver) -> dict[str, Any] | None:
-        text = _get_editor(d, RESPONSE_PANE)
+    def response(d: WebDriver) -> dict[str, Any] | Literal[False]:
         try:
-            body: dict[str, Any] = json.loads(text)
+            body: dict[str, Any] = json.loads(_get_editor(d, RESPONSE_PANE))
         except ValueError:  # still empty, or a loading placeholder
-            return None
+            return False
         return body
 
-    body: dict[str, Any] = WebDriverWait(driver, TIMEOUT).until(response)
-    return body
+    return _wait(driver, response, "no result in the response pane")
 
 
 def _console_errors(driver: WebDriver) -> list[str]:
     """Console errors; a Content-Security-Policy violation is reported here as an error."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
 
 
 def _off_loopback_requests(driver: WebDriver) -> list[str]:
     """Every network URL the page asked for (fetches, scripts, WebSockets) that left loopback."""
     urls: list[str] = []
-    for entry in driver.get_log("performance"):
+    entries: list[dict[str, Any]] = driver.get_log("performance")  # type: ignore[no-untyped-call]
+    for entry in entries:
         event = json.loads(entry["message"])["message"]
         if event["method"] == "Network.requestWillBeSent":
             urls.append(event["params"]["request"]["url"])
@@ -89,6 +115,39 @@ def _off_loopback_requests(driver: WebDriver) -> list[str]:
     # data: fonts and the browser's own chrome:// pages are not network requests.
     network = [url for url in urls if urlsplit(url).scheme in {"http", "https", "ws", "wss"}]
     return [url for url in network if urlsplit(url).hostname not in LOOPBACK]
+
+
+# -- the page in Chromium, against the real app --------------------------------------------------
+
+
+# The page does not depend on the database: one backend is enough for a browser run.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_graphiql_runs_queries_offline_under_its_csp(
+    settings: Settings, alice: User, token_for: Callable[..., str]
+) -> None:
+    token = token_for(alice)
+    # Its own app, not the `app` fixture's: uvicorn runs the lifespan in its thread and loop.
+    async with LiveServer(create_app(settings)) as server:
+        with chrome() as driver:
+            _open_graphiql(driver, f"{server.url}/graphql")
+
+            # The untouched "Bearer " template is not sent: the request runs anonymously.
+            _set_editor(driver, QUERY_EDITOR, "{ __typename }")
+            anonymous = _run(driver)
+
+            _set_editor(driver, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+            _set_editor(driver, QUERY_EDITOR, "{ viewer { name } }")
+            signed_in = _run(driver)
+
+            stored: str = driver.execute_script("return JSON.stringify(window.localStorage)")
+            console = _console_errors(driver)
+            off_loopback = _off_loopback_requests(driver)
+
+    assert anonymous.get("errors") is None and anonymous["data"] == {"__typename": "Query"}
+    assert signed_in.get("errors") is None and signed_in["data"] == {"viewer": {"name": "Alice"}}
+    assert console == [], "console errors (a CSP violation shows up here)"
+    assert off_loopback == []
+    assert token not in stored, "the bearer token must not be kept in localStorage"
 
 
 # -- the assets mount, in-process ---------------------------------------------------------------

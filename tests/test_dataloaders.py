@@ -1,0 +1,65 @@
+"""N+1 never returns: the dashboard query costs the same number of SQL statements for 5 or 50 tasks."""
+
+from __future__ import annotations
+
+import pytest
+
+from db.engine import Sessions
+from db.models import User
+from tests.conftest import Gql, StatementCounter
+from tests.factories import make_document, make_task, make_user
+
+DASHBOARD = """query($first: Int!) { viewer { tasks(first: $first) { edges { node {
+  title assignee { name } document { title collaborators { user { name } role } }
+} } } } }"""
+
+# 1 tasks page, 1 assignees + collaborator users (one users batch per level: 2), 1 documents,
+# 1 collaborators. The viewer's own row is loaded while checking the token (1).
+EXPECTED_STATEMENTS = 6
+
+
+async def _dashboard_data(sessions: Sessions, viewer: User) -> None:
+    teammates = [await make_user(sessions, f"Teammate {i}") for i in range(10)]
+    # Readers are never assignees, so collaborators always need a second users batch.
+    readers = [await make_user(sessions, f"Reader {i}") for i in range(8)]
+    documents = [
+        await make_document(sessions, viewer, f"Doc {i}", editors=teammates[i : i + 2], viewers=[readers[i]])
+        for i in range(8)
+    ]
+    for i in range(60):
+        await make_task(sessions, viewer, f"Task {i}", assignee=teammates[i % 10], document=documents[i % 8])
+
+
+@pytest.mark.parametrize("first", [5, 50])
+async def test_dashboard_statement_count_is_constant(
+    gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter, first: int
+) -> None:
+    await _dashboard_data(sessions, alice)
+    sql_statements.statements.clear()
+    body = await gql(DASHBOARD, {"first": first}, as_user=alice)
+    edges = body["data"]["viewer"]["tasks"]["edges"]
+    assert len(edges) == first
+    assert all(edge["node"]["document"]["collaborators"] for edge in edges)
+    assert sql_statements.count == EXPECTED_STATEMENTS, "\n\n".join(sql_statements.statements)
+
+
+async def test_nested_user_connections_do_not_grow_with_the_page(
+    gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter
+) -> None:
+    """Every collaborator's own tasks and documents: a fixed number of statements, not one per user.
+
+    Users already cached (the viewer) resolve a tick earlier and form their own small batch, so the
+    number is a constant bound, not one statement per level.
+    """
+    await _dashboard_data(sessions, alice)
+    query = """query($first: Int!) { documents(first: $first) { nodes { collaborators { user {
+      tasks(first: 3) { totalCount nodes { title } } documents(first: 2) { totalCount nodes { title } }
+    } } } } }"""
+    counts = []
+    for first in (2, 8):
+        sql_statements.statements.clear()
+        body = await gql(query, {"first": first}, as_user=alice)
+        assert "errors" not in body
+        assert len(body["data"]["documents"]["nodes"]) == first
+        counts.append(sql_statements.count)
+    assert counts[0] == counts[1] <= 12, counts
