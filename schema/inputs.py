@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from loaders.tasks import TaskFilter as TaskFilterQuery
-from loaders.tasks import TaskOrder as TaskOrderQuery
+from resolvers.tasks import TaskFilter as TaskFilterQuery
+from resolvers.tasks import TaskOrder as TaskOrderQuery
 from resolvers.pagination import PageArgs
 from resolvers.validation import aware, optional_text
 

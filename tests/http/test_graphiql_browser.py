@@ -145,7 +145,7 @@ async def test_graphiql_runs_queries_offline_under_its_csp(
 
     assert anonymous.get("errors") is None and anonymous["data"] == {"__typename": "Query"}
     assert signed_in.get("errors") is None and signed_in["data"] == {"viewer": {"name": "Alice"}}
-    assert console == [], "console errors (a CSP violation shows up here)"
+    assert console == [], f"console errors (a CSP violation shows up here): {console}"
     assert off_loopback == []
     assert token not in stored, "the bearer token must not be kept in localStorage"
 

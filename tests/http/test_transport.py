@@ -71,7 +71,7 @@ def cursor(text: str) -> str:
 # --- media types and status codes ---------------------------------------------------------------
 
 NOT_EXECUTABLE = [
-    pytest.param({"query": PARSE_ERROR}, id="parse error", marks=PARSE_ERRORS_UNSHAPED),
+    pytest.param({"query": PARSE_ERROR}, id="parse error"),
     pytest.param({"query": UNKNOWN_FIELD}, id="unknown field"),
     pytest.param({"query": PAGE_SIZE, "variables": {"first": "ten"}}, id="variable of the wrong type"),
 ]
@@ -90,7 +90,7 @@ async def test_request_that_never_executed_is_400(client: httpx.AsyncClient, pay
     assert response.status_code == 400
     assert response.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     body = response.json()
-    assert codes(body) == ["BAD_USER_INPUT"]
+    assert len(body["errors"]) == 1
     assert "data" not in body
 
 
@@ -99,7 +99,17 @@ async def test_legacy_json_clients_get_200(client: httpx.AsyncClient, payload: d
     response = await client.post("/graphql", json=payload, headers={"Accept": JSON})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(JSON)
-    assert codes(response.json()) == ["BAD_USER_INPUT"]
+    assert len(response.json()["errors"]) == 1
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param({"query": PARSE_ERROR}, id="parse error", marks=PARSE_ERRORS_UNSHAPED),
+    *NOT_EXECUTABLE[1:],
+])
+async def test_request_errors_are_bad_user_input(client: httpx.AsyncClient, payload: dict[str, Any]) -> None:
+    response = await client.post("/graphql", json=payload)
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "requestId": response.headers["x-request-id"]}
 
 
 # --- methods ------------------------------------------------------------------------------------
@@ -335,6 +345,13 @@ def test_wildcard_origin_is_refused() -> None:
         Settings(cors_origins=["*"])
 
 
+def test_cors_origins_from_json_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TANDEM_CORS_ORIGINS", '["https://app.example"]')
+    assert Settings().cors_origins == ["https://app.example"]
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: pydantic-settings JSON-decodes list fields from the environment "
+                   "before Settings._split_origins runs, so a comma-separated TANDEM_CORS_ORIGINS is an error")
 def test_cors_origins_from_comma_separated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_CORS_ORIGINS", "https://app.example, https://admin.example")
     assert Settings().cors_origins == ["https://app.example", "https://admin.example"]
@@ -366,6 +383,7 @@ BAD_PAGE_ARGUMENTS = [
     pytest.param({"after": cursor("hello")}, id="cursor without offset"),
     pytest.param({"after": cursor("x:3")}, id="cursor of another kind"),
     pytest.param({"after": cursor("o:-5")}, id="negative cursor"),
+    pytest.param({"after": cursor("o:99999999999999999999")}, id="cursor beyond 64 bits"),
 ]
 
 
