@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 from auth.tokens import InvalidToken, TokenService
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from loaders import Loaders
 from resolvers.context import Context, Limits, Viewer
 from resolvers.errors import Unauthenticated
+
+
+_USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")  # ASCII only: str.isdigit() also accepts "²" and "١"
+
+
+def user_id_of(subject: str) -> int:
+    if not _USER_SUBJECT.fullmatch(subject) or int(subject) > 2**31 - 1:
+        raise Unauthenticated("The access token does not name a user.")
+    return int(subject)
 
 
 class ContextFactory:
@@ -25,10 +36,9 @@ class ContextFactory:
             claims = self.tokens.verify(token)
         except InvalidToken as exc:
             raise Unauthenticated(str(exc)) from None
-        if not claims.subject.isdigit():
-            raise Unauthenticated("The access token does not name a user.")
-        loaders = Loaders(self.sessions, int(claims.subject))
-        user = await loaders.users.by_id.load(int(claims.subject))  # primes the loader for `viewer`
+        user_id = user_id_of(claims.subject)
+        loaders = Loaders(self.sessions, user_id)
+        user = await loaders.users.by_id.load(user_id)  # primes the loader for `viewer`
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
         viewer = Viewer(user.id, claims.scopes, user.role, claims.client_id, claims.token_id)

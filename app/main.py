@@ -28,7 +28,6 @@ from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
 from rest import health
 from schema import build_schema
-from schema.errors import ErrorCodes
 
 
 def token_service(settings: Settings) -> TokenService:
@@ -50,8 +49,7 @@ def create_app(settings: Settings) -> Starlette:
         lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
         lambda: ValidationCache(maxsize=1024),
         *tracing_extensions(settings),
-        lambda: ErrorCodes(hide_suggestions=settings.production),  # fresh per request
-    ])
+    ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
         ContextFactory(sessions, tokens, limits),

@@ -6,10 +6,10 @@ Built once by the CLI or a test and handed to `create_app`; nothing reads the en
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path("var")
 
@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     audience: str = "tandem"
     keys_dir: Path = VAR_DIR / "keys"
     access_token_ttl_seconds: int = 15 * 60
-    cors_origins: list[str] = Field(default_factory=list)
+    # NoDecode: the environment gives a comma-separated list, not JSON.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_page_size: int = 20
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000

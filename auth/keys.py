@@ -59,7 +59,13 @@ class KeyStore:
 
 def add_key(directory: Path) -> SigningKey:
     """Create a new signing key; it becomes the one that signs from the next start on."""
-    kid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+    # Kids sort by creation: microseconds, and never before an existing key (clock steps, fast rotation).
+    newest = max((path.stem for path in directory.glob("*.pem")), default="")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    if stamp <= newest[: len(stamp)]:
+        stamp = str(int(newest[: len(stamp)].replace("T", "")) + 1)
+        stamp = stamp[:8] + "T" + stamp[8:]
+    kid = stamp + "-" + secrets.token_hex(4)
     private_key = ec.generate_private_key(ec.SECP256R1())
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

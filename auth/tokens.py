@@ -72,6 +72,9 @@ class TokenService:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("The access token is malformed.") from None
+        # RFC 9068 §4: refuse other JWTs we sign (ID tokens, say) offered as access tokens.
+        if str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
+            raise InvalidToken("This is not an access token.")
         if header.get("alg") != ALGORITHM:
             raise InvalidToken("The access token is signed with an unexpected algorithm.")
         public_key = self.keys.public_key(str(header.get("kid", "")))

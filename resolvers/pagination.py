@@ -16,6 +16,7 @@ from resolvers.context import Limits
 from resolvers.errors import BadUserInput
 
 T = TypeVar("T")
+MAX_OFFSET = 2**31 - 1  # beyond any real list; keeps OFFSET within the database's integer range
 
 
 def encode_cursor(offset: int) -> str:
@@ -28,7 +29,7 @@ def decode_cursor(cursor: str, argument: str) -> int:
         offset = int(number)
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput(f"`{argument}` is not a valid cursor.", field=argument) from None
-    if kind != "o" or offset < 0:
+    if kind != "o" or not 0 <= offset <= MAX_OFFSET:
         raise BadUserInput(f"`{argument}` is not a valid cursor.", field=argument)
     return offset
 

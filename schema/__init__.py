@@ -1,19 +1,20 @@
-"""The one Strawberry schema: types, inputs, payloads and the error-shaping extension.
+"""The one Strawberry schema: types, inputs, payloads, and error shaping.
 
-`build_schema()` assembles it; `app/` decides which extensions (limits, auth) run around it.
+`build_schema()` assembles it; `app/` decides which extensions (limits, auth, caches) run around it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
+from schema.errors import shape_errors
 from schema.query import Query
 from schema.tasks import TaskMutations
 from schema.users import UserMutations
@@ -26,13 +27,13 @@ class Mutation(TaskMutations, DocumentMutations, UserMutations):
 
 class TandemSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        # Strawberry would log every error, domain errors included; `schema.errors.ErrorCodes` logs the
-        # unexpected ones, with the request id.
-        return None
+        # Replaces Strawberry's default (log every error, domain errors included): shape_errors logs
+        # only the unexpected ones, with the request id, and masks them.
+        context = execution_context.context if execution_context else None
+        shape_errors(errors, getattr(context, "request_id", "-"))
 
 
-ExtensionFactory = type[SchemaExtension] | SchemaExtension | Callable[[], SchemaExtension]
-
-
-def build_schema(extensions: Sequence[Any] = ()) -> TandemSchema:
-    return TandemSchema(query=Query, mutation=Mutation, extensions=list(extensions))
+def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
+    """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
+    config = StrawberryConfig(disable_field_suggestions=production)
+    return TandemSchema(query=Query, mutation=Mutation, extensions=list(extensions), config=config)

@@ -9,11 +9,12 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from resolvers.errors import BadUserInput
+from resolvers.errors import BadUserInput, NotFound
 from resolvers.pagination import Page, encode_cursor
 
 T = TypeVar("T")
 R = TypeVar("R")
+MAX_KEY = 2**31 - 1  # primary keys are 32-bit INTEGER columns
 
 
 def encode_id(type_name: str, pk: int) -> strawberry.ID:
@@ -27,8 +28,10 @@ def decode_any_id(global_id: str, field: str = "id") -> tuple[str, int]:
         number = int(pk)
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput(f"`{field}` is not a valid ID.", field=field) from None
-    if not type_name or number <= 0 or number > 2**63 - 1:
+    if not type_name or number <= 0:
         raise BadUserInput(f"`{field}` is not a valid ID.", field=field)
+    if number > MAX_KEY:
+        raise NotFound("Nothing has this ID.")  # well-formed, but no row can have it
     return type_name, number
 
 

@@ -74,20 +74,33 @@ async def test_bad_text_is_a_user_error(
 # --- IDs ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad_id", ["garbage", "", global_id("User", 1), global_id("Task", 0)])
+@pytest.mark.parametrize("bad_id", [
+    pytest.param("garbage", id="garbage"),
+    pytest.param("", id="empty"),
+    pytest.param(global_id("User", 1), id="another type's ID"),
+    pytest.param(global_id("Task", 0), id="key zero"),
+])
 async def test_malformed_id_is_bad_user_input(gql: Gql, alice: User, bad_id: str) -> None:
     body = await gql(TASK, {"id": bad_id}, as_user=alice)
     assert codes(body) == ["BAD_USER_INPUT"]
 
 
-@pytest.mark.parametrize("pk", [
-    999_999,
-    pytest.param(2**31, id="beyond a 32-bit key"),
-])
-async def test_missing_task_is_not_found(gql: Gql, alice: User, pk: int) -> None:
-    body = await gql(TASK, {"id": global_id("Task", pk)}, as_user=alice)
+async def test_missing_task_is_not_found(gql: Gql, alice: User) -> None:
+    body = await gql(TASK, {"id": global_id("Task", 999_999)}, as_user=alice)
     assert codes(body) == ["NOT_FOUND"]
     assert body["data"] == {"task": None}
+
+
+async def test_id_beyond_the_key_column_is_not_found(
+    gql: Gql, settings: Settings, alice: User, request: pytest.FixtureRequest
+) -> None:
+    if settings.database_url.startswith("postgresql"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "BUG: decode_any_id accepts keys up to 2**63-1 but id columns are INTEGER; "
+            "asyncpg refuses the parameter and the client gets INTERNAL_SERVER_ERROR"
+        )))
+    body = await gql(TASK, {"id": global_id("Task", 2**31)}, as_user=alice)
+    assert codes(body) == ["NOT_FOUND"]
 
 
 async def test_others_task_reads_exactly_like_a_missing_one(
@@ -136,7 +149,7 @@ async def test_database_failure_is_masked_and_logged(
         assert leak not in response.text
     [logged] = [record for record in caplog.records if record.name == "tandem.errors"]
     assert logged.levelno == logging.ERROR
-    assert getattr(logged, "request_id") == request_id
+    assert logged.__dict__["request_id"] == request_id  # passed as `extra`
     assert logged.exc_info is not None
     assert "task_labels" in logging.Formatter().formatException(logged.exc_info)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pydantic
@@ -30,6 +32,10 @@ PARSE_ERROR = "{ viewer { id "
 UNKNOWN_FIELD = "{ viewer { shoeSize } }"
 PAGE_SIZE = "query($first: Int) { tasks(first: $first) { totalCount } }"
 CREATE_TASK = 'mutation { createTask(input: {title: "Sneaky"}) { task { id } } }'
+QUERY_AND_MUTATION = """
+query Q { viewer { id } }
+mutation M { createTask(input: {title: "Sneaky"}) { task { id } } }
+"""
 MISSING_TASK = 'query { task(id: "VGFzazo5OTk5OTk") { id } }'  # Task:999999
 TASKS = """
 query($first: Int, $last: Int, $after: String) {
@@ -41,7 +47,7 @@ JSON = "application/json"
 GENERATED_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 # ParserCache raises from its `on_parse` hook, outside the operation that ErrorCodes shapes.
 PARSE_ERRORS_UNSHAPED = pytest.mark.xfail(
-    strict=True, reason="BUG: parse errors carry no extensions.code/requestId (ParserCache bypasses ErrorCodes)"
+    strict=True, reason="BUG: parse errors lack extensions.code/requestId (ParserCache bypasses ErrorCodes)"
 )
 
 
@@ -130,6 +136,21 @@ async def test_get_never_runs_a_mutation(
     assert await task_count(sessions) == 0
 
 
+async def test_get_cannot_pick_the_mutation_of_a_document(
+    client: httpx.AsyncClient, sessions: Sessions, token_for: Callable[..., str], alice: User
+) -> None:
+    params = {"query": QUERY_AND_MUTATION, "operationName": "M"}
+    response = await client.get("/graphql", params=params, headers=bearer(token_for, alice))
+    assert response.status_code == 405
+    assert await task_count(sessions) == 0
+
+
+async def test_get_with_variables_that_are_not_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", params={"query": PAGE_SIZE, "variables": "{first: 1"})
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 async def test_other_methods_are_405(client: httpx.AsyncClient, method: str) -> None:
     response = await client.request(method, "/graphql", json={"query": VIEWER})
@@ -139,16 +160,18 @@ async def test_other_methods_are_405(client: httpx.AsyncClient, method: str) -> 
 
 # --- request bodies -----------------------------------------------------------------------------
 
+# Each body carries a mutation that would create a task if it ran.
+MUTATION_AS_JSON = json.dumps({"query": CREATE_TASK}).encode()
+MUTATION_AS_FORM = urlencode({"query": CREATE_TASK}).encode()
+MUTATION_AS_MULTIPART = (
+    b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n' + CREATE_TASK.encode() + b"\r\n--b--\r\n"
+)
 FORM_LIKE = [
-    pytest.param("text/plain", f'{{"query": "{CREATE_TASK}"}}'.encode(), id="text/plain"),
-    pytest.param("application/x-www-form-urlencoded", b"query=mutation+%7B+x+%7D", id="urlencoded form"),
-    pytest.param(
-        "multipart/form-data; boundary=b",
-        b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n{ viewer { id } }\r\n--b--\r\n',
-        id="multipart form",
-    ),
-    pytest.param("application/json; charset=latin-1", b'{"query": "{ viewer { id } }"}', id="not utf-8"),
-    pytest.param("", b'{"query": "{ viewer { id } }"}', id="no content type"),
+    pytest.param("text/plain", MUTATION_AS_JSON, id="text/plain"),
+    pytest.param("application/x-www-form-urlencoded", MUTATION_AS_FORM, id="urlencoded"),
+    pytest.param("multipart/form-data; boundary=b", MUTATION_AS_MULTIPART, id="multipart"),
+    pytest.param("application/json; charset=latin-1", MUTATION_AS_JSON, id="json, not utf-8"),
+    pytest.param("", MUTATION_AS_JSON, id="no content type"),
 ]
 
 
@@ -162,6 +185,15 @@ async def test_bodies_a_html_form_can_send_are_415(
     assert response.status_code == 415
     assert response.headers["accept-post"] == JSON
     assert await task_count(sessions) == 0
+
+
+async def test_the_same_mutation_as_json_runs(
+    client: httpx.AsyncClient, sessions: Sessions, token_for: Callable[..., str], alice: User
+) -> None:
+    headers = {**bearer(token_for, alice), "Content-Type": JSON}
+    response = await client.post("/graphql", content=MUTATION_AS_JSON, headers=headers)
+    assert response.status_code == 200
+    assert await task_count(sessions) == 1
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
@@ -231,9 +263,8 @@ async def test_bad_token_is_401_never_anonymous(
     client: httpx.AsyncClient, token_for: Callable[..., str], alice: User, kind: str
 ) -> None:
     authorization = BAD_AUTHORIZATION[kind](lambda **kwargs: token_for(alice, **kwargs))
-    response = await client.post(
-        "/graphql", json={"query": VIEWER}, headers={"Authorization": authorization, "Accept": GRAPHQL_RESPONSE}
-    )
+    headers = {"Authorization": authorization, "Accept": GRAPHQL_RESPONSE}
+    response = await client.post("/graphql", json={"query": VIEWER}, headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     body = response.json()
@@ -241,7 +272,9 @@ async def test_bad_token_is_401_never_anonymous(
     assert "data" not in body
 
 
-async def test_expired_token_says_so(client: httpx.AsyncClient, token_for: Callable[..., str], alice: User) -> None:
+async def test_expired_token_says_so(
+    client: httpx.AsyncClient, token_for: Callable[..., str], alice: User
+) -> None:
     headers = {"Authorization": f"Bearer {token_for(alice, ttl_seconds=-3600)}"}
     response = await client.post("/graphql", json={"query": VIEWER}, headers=headers)
     assert response.json()["errors"][0]["message"] == "The access token has expired."
@@ -284,8 +317,8 @@ ERRORS_OF_EVERY_KIND = [
 async def test_error_request_id_matches_header(
     client: httpx.AsyncClient, token_for: Callable[..., str], alice: User, options: dict[str, Any]
 ) -> None:
-    headers = {**bearer(token_for, alice), **options.pop("headers", {})}
-    response = await client.post("/graphql", headers=headers, **options)
+    options = {**options, "headers": {**bearer(token_for, alice), **options.get("headers", {})}}
+    response = await client.post("/graphql", **options)
     [error] = response.json()["errors"]
     assert error["extensions"]["requestId"] == response.headers["x-request-id"]
 
@@ -320,8 +353,8 @@ async def test_preflight_from_allowed_origin(settings: Settings) -> None:
         response = await http.options("/graphql", headers=preflight("https://app.example"))
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://app.example"
-    allowed = {header.strip().lower() for header in response.headers["access-control-allow-headers"].split(",")}
-    assert {"authorization", "content-type"} <= allowed
+    allowed = response.headers["access-control-allow-headers"].lower().replace(" ", "").split(",")
+    assert {"authorization", "content-type"} <= set(allowed)
     assert "POST" in response.headers["access-control-allow-methods"]
 
 
@@ -332,9 +365,10 @@ async def test_preflight_from_other_origin_is_refused(settings: Settings) -> Non
 
 
 async def test_cross_origin_response_names_the_origin(settings: Settings) -> None:
+    query = {"query": VIEWER}
     async with serve(settings.model_copy(update={"cors_origins": ["https://app.example"]})) as http:
-        allowed = await http.post("/graphql", json={"query": VIEWER}, headers={"Origin": "https://app.example"})
-        other = await http.post("/graphql", json={"query": VIEWER}, headers={"Origin": "https://evil.example"})
+        allowed = await http.post("/graphql", json=query, headers={"Origin": "https://app.example"})
+        other = await http.post("/graphql", json=query, headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "x-request-id" in allowed.headers["access-control-expose-headers"].lower()
     assert "access-control-allow-origin" not in other.headers
@@ -350,8 +384,10 @@ def test_cors_origins_from_json_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings().cors_origins == ["https://app.example"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pydantic-settings JSON-decodes list fields from the environment "
-                   "before Settings._split_origins runs, so a comma-separated TANDEM_CORS_ORIGINS is an error")
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: pydantic-settings JSON-decodes list fields from the environment before "
+    "Settings._split_origins runs, so a comma-separated TANDEM_CORS_ORIGINS raises SettingsError"
+))
 def test_cors_origins_from_comma_separated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_CORS_ORIGINS", "https://app.example, https://admin.example")
     assert Settings().cors_origins == ["https://app.example", "https://admin.example"]
@@ -383,11 +419,17 @@ BAD_PAGE_ARGUMENTS = [
     pytest.param({"after": cursor("hello")}, id="cursor without offset"),
     pytest.param({"after": cursor("x:3")}, id="cursor of another kind"),
     pytest.param({"after": cursor("o:-5")}, id="negative cursor"),
-    pytest.param({"after": cursor("o:99999999999999999999")}, id="cursor beyond 64 bits"),
+    pytest.param(
+        {"after": cursor("o:99999999999999999999")}, id="cursor beyond 64 bits",
+        marks=pytest.mark.xfail(strict=True, reason="BUG: decode_cursor accepts any offset; the database "
+                                "overflows and the client gets INTERNAL_SERVER_ERROR"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("variables", BAD_PAGE_ARGUMENTS)
-async def test_bad_page_arguments_are_bad_user_input(gql: Gql, alice: User, variables: dict[str, Any]) -> None:
+async def test_bad_page_arguments_are_bad_user_input(
+    gql: Gql, alice: User, variables: dict[str, Any]
+) -> None:
     body = await gql(TASKS, variables, as_user=alice)
     assert codes(body) == ["BAD_USER_INPUT"]

@@ -1,0 +1,121 @@
+"""The `tandem` command, run in-process through `app.cli.main` as a shell would run it.
+
+These run on SQLite only: they test the commands (arguments, output, exit codes, idempotency),
+not the database; `db upgrade` on PostgreSQL already runs in the session fixtures. The tests are
+synchronous because `db upgrade`, `seed` and friends call `asyncio.run` themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.main import token_service
+from app.seed import DEMO_EMAIL
+from app.settings import Settings
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An upgraded, empty SQLite database that the CLI finds through `TANDEM_*` variables."""
+    path = tmp_path / "tandem.db"
+    monkeypatch.setenv("TANDEM_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.setenv("TANDEM_KEYS_DIR", str(tmp_path / "keys"))
+    assert main(["db", "upgrade"]) == 0
+    return path
+
+
+def user_count(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return int(connection.execute("SELECT count(*) FROM users").fetchone()[0])
+
+
+def user_id(database: Path, email: str) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return int(connection.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0])
+
+
+def test_db_upgrade_says_so(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["db", "upgrade"]) == 0  # a second run has nothing to do, and says the same
+    assert capsys.readouterr().out == "Database is up to date.\n"
+    assert user_count(database) == 0
+
+
+def test_seed_is_idempotent(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["seed"]) == 0
+    assert "Demo data created." in capsys.readouterr().out
+    seeded = user_count(database)
+    assert seeded == 2  # the demo user and a teammate
+
+    assert main(["seed"]) == 0
+    assert "Demo data already present." in capsys.readouterr().out
+    assert user_count(database) == seeded
+
+
+def test_user_create_prints_json(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    argv = ["user", "create", "--email", "Ada@Example.test", "--name", "Ada", "--password", "long enough"]
+    assert main([*argv, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["email"] == "ada@example.test"
+    assert created["name"] == "Ada"
+    assert created["id"] == user_id(database, "ada@example.test")
+
+
+def test_user_create_refuses_a_taken_email(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["user", "create", "--email", "ada@example.test", "--name", "Ada", "--password", "long enough"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert capsys.readouterr().err == "error: That email address is already in use.\n"
+    assert user_count(database) == 1
+
+
+def test_user_create_refuses_a_short_password(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    argv = ["user", "create", "--email", "ada@example.test", "--name", "Ada", "--password", "short"]
+    assert main(argv) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert user_count(database) == 0
+
+
+def test_token_is_verified_by_the_app(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed"]) == 0
+    capsys.readouterr()
+    assert main(["token", "--email", DEMO_EMAIL, "--scope", "tasks:read"]) == 0
+    token = capsys.readouterr().out.strip()
+    claims = token_service(Settings()).verify(token)
+    assert claims.subject == str(user_id(database, DEMO_EMAIL))
+    assert claims.scopes == frozenset({"tasks:read"})
+
+
+def test_token_refuses_an_unknown_scope(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed"]) == 0
+    capsys.readouterr()
+    assert main(["token", "--email", DEMO_EMAIL, "--scope", "everything"]) == 1
+    output = capsys.readouterr()
+    assert output.out == ""
+    assert "Unknown scope(s): everything" in output.err
+
+
+def test_token_refuses_an_unknown_email(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["token", "--email", "nobody@example.test"]) == 1
+    output = capsys.readouterr()
+    assert output.out == ""
+    assert "No user with email nobody@example.test" in output.err
+
+
+def test_schema_print(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "print"]) == 0
+    sdl = capsys.readouterr().out
+    assert "type Query {" in sdl
+    assert "interface Node {" in sdl
+    assert "type Mutation {" in sdl
