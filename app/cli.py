@@ -140,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.set_defaults(run=cmd_token)
 
-    schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(dest="schema_command", required=True)
+    schema_parser = commands.add_parser("schema", help="the GraphQL schema")
+    schema = schema_parser.add_subparsers(dest="schema_command", required=True)
     schema.add_parser("print", help="print the SDL").set_defaults(run=cmd_schema_print)
     return root
 

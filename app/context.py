@@ -11,8 +11,8 @@ from loaders import Loaders
 from resolvers.context import Context, Limits, Viewer
 from resolvers.errors import Unauthenticated
 
-
-_USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")  # ASCII only: str.isdigit() also accepts "²" and "١"
+# ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
+_USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
 
 
 def user_id_of(subject: str) -> int:

@@ -131,7 +131,7 @@ def _file_endpoint(
     async def serve(request: Request) -> Response:
         # Checked per request, not at startup: `npm ci` may run after the server started, and
         # FileResponse would otherwise fail mid-response with a 500.
-        if not path.is_file():
+        if not path.is_file():  # noqa: ASYNC240 - one stat of a local file
             return PlainTextResponse(
                 f"GraphiQL asset {path.name} is not installed. Run `npm ci` (or `make`) "
                 "in the Tandem repository, then reload.",

@@ -33,7 +33,9 @@ JSON = "application/json"
 class RequestError(Exception):
     """A request that cannot be executed at all; answered with `status` and one error."""
 
-    def __init__(self, status: int, message: str, code: str = "BAD_USER_INPUT", headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, message: str, code: str = "BAD_USER_INPUT", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -48,7 +50,9 @@ def _media_type(request: Request) -> str:
     return JSON
 
 
-def _json_response(body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None) -> Response:
+def _json_response(
+    body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8",
                     headers=headers)
 
@@ -115,7 +119,9 @@ class GraphQLHTTP:
     async def _post_params(self, request: Request) -> dict[str, Any]:
         content_type = request.headers.get("content-type", "")
         mime, _, options = content_type.partition(";")
-        charset = options.strip().lower().removeprefix("charset=").strip('"') if "charset=" in options.lower() else "utf-8"
+        charset = "utf-8"
+        if "charset=" in options.lower():
+            charset = options.strip().lower().removeprefix("charset=").strip('"')
         if mime.strip().lower() != JSON or charset not in ("utf-8", "utf8"):
             raise RequestError(415, "Send the request body as `Content-Type: application/json` (UTF-8).",
                                headers={"Accept-Post": JSON})

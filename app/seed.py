@@ -8,7 +8,16 @@ from sqlalchemy import select
 
 from auth.passwords import hash_password
 from db.engine import Sessions
-from db.models import CollaboratorRole, Document, DocumentCollaborator, Task, TaskLabel, TaskStatus, User, utcnow
+from db.models import (
+    CollaboratorRole,
+    Document,
+    DocumentCollaborator,
+    Task,
+    TaskLabel,
+    TaskStatus,
+    User,
+    utcnow,
+)
 from resolvers.users import create_user, user_by_email
 
 DEMO_EMAIL = "demo@tandem.local"

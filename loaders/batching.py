@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from contextlib import suppress
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -15,16 +15,19 @@ from db.engine import Sessions
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
+# A SELECT of any row shape (SQLAlchemy 2.1 types a Select by its column types).
+AnySelect = Select[*tuple[Any, ...]]
 
 
-async def scalars(sessions: Sessions, statement: Select[Any]) -> Sequence[Any]:
+async def scalars(sessions: Sessions, statement: AnySelect) -> Sequence[Any]:
     # Each batch opens its own session: Strawberry resolves siblings concurrently and an
     # AsyncSession must never be shared between concurrent tasks.
     async with sessions() as session:
-        return (await session.scalars(statement)).all()
+        found: Sequence[Any] = (await session.scalars(statement)).all()
+        return found
 
 
-async def rows(sessions: Sessions, statement: Select[Any]) -> Sequence[Any]:
+async def rows(sessions: Sessions, statement: AnySelect) -> Sequence[Any]:
     async with sessions() as session:
         return (await session.execute(statement)).all()
 
@@ -50,12 +53,12 @@ def group_indexes(keys: Sequence[Any], group_of: Callable[[Any], Hashable]) -> d
 
 def windowed_page(
     entity: Any,
-    statement: Select[Any],
-    partition: ColumnElement[Any],
+    statement: AnySelect,
+    partition: Any,
     order_by: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
-) -> Select[Any]:
+) -> AnySelect:
     """Rows `offset..offset+limit` of `statement` for every partition value, in one statement.
 
     `statement` must select `entity` and `partition`; the result selects the entity and the partition.

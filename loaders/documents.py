@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
 from db.models import Document, DocumentCollaborator
-from loaders.batching import forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
+from loaders.batching import AnySelect, forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
 from loaders.visibility import documents_of
 
 
@@ -26,7 +26,7 @@ class PageKey:
 ORDER: list[ColumnElement[Any]] = [Document.updated_at.desc(), Document.id.desc()]
 
 
-def visible_documents(viewer_id: int) -> Select[Any]:
+def visible_documents(viewer_id: int) -> AnySelect:
     return select(Document).where(documents_of(viewer_id))
 
 

@@ -8,12 +8,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
 from db.models import Task, TaskLabel, User
-from loaders.batching import forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
+from loaders.batching import AnySelect, forget, group_indexes, many_per_key, one_per_key, rows, scalars, windowed_page
 from loaders.visibility import tasks_visible_to
 
 OrderField = Literal["CREATED_AT", "UPDATED_AT", "DUE_AT", "PRIORITY", "TITLE"]
@@ -96,7 +96,7 @@ def filter_conditions(f: TaskFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def visible_tasks(viewer_id: int, f: TaskFilter) -> Select[Any]:
+def visible_tasks(viewer_id: int, f: TaskFilter) -> AnySelect:
     return select(Task).where(tasks_visible_to(viewer_id), *filter_conditions(f))
 
 
@@ -126,7 +126,7 @@ async def _labels_by_task(sessions: Sessions, ids: Sequence[int]) -> list[list[s
     return [[row.label for row in labels] for labels in grouped]
 
 
-def _user_parent() -> tuple[ColumnElement[Any], Any]:
+def _user_parent() -> tuple[Any, ColumnElement[bool]]:
     # A user's tasks: the ones they own or are assigned to.
     return User.id, or_(Task.owner_id == User.id, Task.assignee_id == User.id)
 
@@ -139,6 +139,7 @@ async def _pages(
     for indexes in groups.values():
         sample = keys[indexes[0]]
         parents = [keys[i].parent for i in indexes]
+        partition: Any
         if by == "user":
             partition, join_on = _user_parent()
             base = (
@@ -181,7 +182,7 @@ async def _counts(
                 .where(Task.document_id.in_(parents), *conditions)
                 .group_by(Task.document_id)
             )
-        counts = dict((await rows(sessions, statement)))  # type: ignore[arg-type]
+        counts = {parent: count for parent, count in await rows(sessions, statement)}
         for i in indexes:
             results[i] = int(counts.get(keys[i].parent, 0))
     return results

@@ -12,6 +12,8 @@ from sqlalchemy import delete
 from db.models import Task, TaskLabel, TaskPriority, TaskStatus, utcnow
 from loaders import tasks as task_queries
 from loaders.tasks import TaskFilter, TaskOrder
+
+__all__ = ["TaskDraft", "TaskFilter", "TaskOrder"]
 from resolvers import documents, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
@@ -64,7 +66,8 @@ async def user_tasks(ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder
     async def fetch(offset: int, limit: int) -> Sequence[Task]:
         return await loaders.page_by_user.load(task_queries.PageKey(user_id, f, order, offset, limit))
 
-    return await paginate(args, ctx.limits, fetch, lambda: loaders.count_by_user.load(task_queries.CountKey(user_id, f)))
+    count = lambda: loaders.count_by_user.load(task_queries.CountKey(user_id, f))  # noqa: E731
+    return await paginate(args, ctx.limits, fetch, count)
 
 
 async def document_tasks(

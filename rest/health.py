@@ -20,7 +20,7 @@ CHECK_TIMEOUT_SECONDS = 2.0
 async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str, str]:
     try:
         await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason goes to the log
+    except Exception as exc:
         log.warning("readiness check %s failed: %s", name, exc)
         return name, "unavailable"
     return name, "ok"

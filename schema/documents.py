@@ -16,7 +16,9 @@ import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
 from db.models import Document as DocumentRow  # row types: Strawberry resolves Private[...] too
-from db.models import DocumentCollaborator as CollaboratorRow  # row types: Strawberry resolves Private[...] too
+from db.models import (
+    DocumentCollaborator as CollaboratorRow,  # row types: Strawberry resolves Private[...] too
+)
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resolvers.pagination import PageArgs
 from resolvers.tasks import TaskFilter as TaskFilterQuery
 from resolvers.tasks import TaskOrder as TaskOrderQuery
-from resolvers.pagination import PageArgs
 from resolvers.validation import aware, optional_text
 
 if TYPE_CHECKING:

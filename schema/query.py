@@ -18,7 +18,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
 from schema.documents import Document
 from schema.inputs import page_args, task_query
-from schema.relay import Connection, Node, decode_any_id, decode_id, connection
+from schema.relay import Connection, Node, connection, decode_any_id, decode_id
 from schema.tasks import Task, TaskFilter, TaskOrder
 from schema.users import User, user_type
 

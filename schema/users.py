@@ -18,8 +18,8 @@ from db.models import User as UserRow  # row types: Strawberry resolves Private[
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
-from schema.relay import Connection, Node, connection, encode_id
 from schema.inputs import page_args, task_query
+from schema.relay import Connection, Node, connection, encode_id
 
 if TYPE_CHECKING:
     from schema.documents import Document
