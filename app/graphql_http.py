@@ -44,9 +44,16 @@ class RequestError(Exception):
 
 
 def _media_type(request: Request) -> str:
-    accept = request.headers.get("accept", "")
-    if GRAPHQL_RESPONSE in accept:
-        return GRAPHQL_RESPONSE
+    """The spec's media type when the client accepts it (q > 0); legacy JSON otherwise."""
+    for item in request.headers.get("accept", "").split(","):
+        mime, *params = (part.strip() for part in item.split(";"))
+        if mime.lower() != GRAPHQL_RESPONSE:
+            continue
+        quality = next((p.partition("=")[2] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            return GRAPHQL_RESPONSE if float(quality) > 0 else JSON
+        except ValueError:
+            return JSON
     return JSON
 
 

@@ -5,6 +5,7 @@ Built once by the CLI or a test and handed to `create_app`; nothing reads the en
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -41,8 +42,10 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        # Also accept a plain comma-separated list, the natural form for an environment variable.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        # From the environment: a comma-separated list, or a JSON array.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 

@@ -161,6 +161,7 @@ def handwritten_app(workspace: Workspace, issuer: str, audience: str) -> Any:
     """What a developer would write by hand for this one screen: verify the token, four SQL statements."""
     import jwt
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from sqlalchemy import bindparam, text
     from sqlalchemy.ext.asyncio import create_async_engine
     from starlette.applications import Starlette
@@ -169,10 +170,11 @@ def handwritten_app(workspace: Workspace, issuer: str, audience: str) -> Any:
     from starlette.routing import Route
 
     engine = create_async_engine(workspace.database_url)
-    public_keys = {
-        path.stem: serialization.load_pem_private_key(path.read_bytes(), password=None).public_key()
-        for path in workspace.keys_dir.glob("*.pem")
-    }
+    public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+    for path in workspace.keys_dir.glob("*.pem"):
+        private_key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)
+        public_keys[path.stem] = private_key.public_key()
     users_sql = text(_USERS_SQL).bindparams(bindparam("ids", expanding=True))
     documents_sql = text(_DOCUMENTS_SQL).bindparams(bindparam("ids", expanding=True))
 
@@ -200,9 +202,11 @@ def handwritten_app(workspace: Workspace, issuer: str, audience: str) -> Any:
             tasks = (await conn.execute(text(_TASKS_SQL), {"viewer": viewer_id, "limit": 50})).all()
             user_ids = sorted({t.assignee_id for t in tasks if t.assignee_id is not None})
             document_ids = sorted({t.document_id for t in tasks if t.document_id is not None})
-            users = dict((await conn.execute(users_sql, {"ids": user_ids})).all()) if user_ids else {}
-            documents = (
-                dict((await conn.execute(documents_sql, {"viewer": viewer_id, "ids": document_ids})).all())
+            users: dict[int, str] = (
+                dict((await conn.execute(users_sql, {"ids": user_ids})).tuples().all()) if user_ids else {}
+            )
+            documents: dict[int, str] = (
+                dict((await conn.execute(documents_sql, {"viewer": viewer_id, "ids": document_ids})).tuples().all())
                 if document_ids else {}
             )
         edges = [
@@ -331,7 +335,9 @@ class Tally:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
-async def burst(client: httpx.AsyncClient, target: Target, requests: int, concurrency: int) -> tuple[float, list[float]]:
+async def burst(
+    client: httpx.AsyncClient, target: Target, requests: int, concurrency: int
+) -> tuple[float, list[float]]:
     """`requests` POSTs over `concurrency` connections; returns wall seconds and per-request latencies."""
     remaining = requests
     latencies: list[float] = []
@@ -363,7 +369,8 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
                 raise SystemExit(f"{target.name} answered {response.status_code}: {response.text[:1000]}")
             answers.append(body["data"])
         if any(answer != answers[0] for answer in answers):
-            raise SystemExit("the two endpoints disagree:\n" + "\n".join(orjson.dumps(a).decode()[:2000] for a in answers))
+            shown = "\n".join(orjson.dumps(answer).decode()[:2000] for answer in answers)
+            raise SystemExit(f"the two endpoints disagree:\n{shown}")
         edges = answers[0]["viewer"]["tasks"]["edges"]
         print(f"responses are equal JSON ({len(edges)} tasks, {len(orjson.dumps(answers[0]))} bytes of data)")
 

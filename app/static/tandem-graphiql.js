@@ -3,6 +3,23 @@
 (function () {
   "use strict";
 
+  // What a newcomer sees first: a query that works once a token is in the Headers tab.
+  var DEFAULT_QUERY = [
+    "# Welcome to Tandem. Mint a token:  .venv/bin/tandem token --email demo@tandem.local",
+    "# paste it after \"Bearer \" in the Headers tab below, then press the run button.",
+    "{",
+    "  viewer {",
+    "    name",
+    "    tasks(first: 10) {",
+    "      totalCount",
+    "      edges { node { id title status priority dueAt assignee { name } document { title } } }",
+    "    }",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+
+
   var root = document.getElementById("graphiql");
   var endpoint = root.getAttribute("data-endpoint") || "/graphql";
   var url = new URL(endpoint, window.location.href);
@@ -101,6 +118,7 @@
       fetcher: fetcher,
       storage: storage,
       defaultHeaders: HEADERS_TEMPLATE,
+      defaultQuery: DEFAULT_QUERY,
       isHeadersEditorEnabled: true,
       defaultEditorToolsVisibility: "headers",
       // Headers carry bearer tokens: keep them out of localStorage.

@@ -32,8 +32,9 @@ NO_DOCUMENTS = {"tasks:read", "tasks:write", "profile", "documents:write"}
 
 
 async def _task_count(sessions: Sessions, owner: User) -> int:
+    statement = select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner.id)
     async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner.id)))
+        return (await session.execute(statement)).scalar_one()
 
 
 def _error_paths(body: dict[str, Any]) -> list[list[Any]]:

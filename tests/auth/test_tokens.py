@@ -313,7 +313,9 @@ async def test_fresh_token_yields_viewer(client: httpx.AsyncClient, token_for: C
     assert response.json() == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
 
 
-async def test_scheme_is_case_insensitive(client: httpx.AsyncClient, token_for: Callable[..., str], alice: User) -> None:
+async def test_scheme_is_case_insensitive(
+    client: httpx.AsyncClient, token_for: Callable[..., str], alice: User
+) -> None:
     response = await _ask_viewer(client, f"bearer {token_for(alice)}")
     assert response.json()["data"]["viewer"] == {"id": global_id("User", alice.id)}
 
@@ -420,3 +422,44 @@ def test_newest_key_signs_even_when_rotated_within_one_second(tmp_path: Path) ->
     for _ in range(20):
         newest = add_key(tmp_path)
         assert KeyStore.load_or_create(tmp_path).signing_key.kid == newest.kid
+
+
+def _plant_key(directory: Path, kid: str) -> None:
+    """A key file as another version, or a host with a clock ahead of ours, may have left it."""
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{kid}.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+
+
+@pytest.mark.parametrize(
+    "existing_kid",
+    [
+        "20991231T235959999999-deadbeef",  # current format, from a clock far ahead
+        pytest.param(
+            "20991231T235959-deadbeef",  # the format before e1bda11 (to the second), from a clock ahead
+            marks=pytest.mark.xfail(
+                strict=True, raises=ValueError,
+                reason="BUG: auth/keys.py add_key bumps past a newer existing kid with "
+                "int(newest[:21].replace('T', '')), which raises ValueError when that kid has the older "
+                "'YYYYmmddTHHMMSS-hex' form (newest[:21] contains '-'): rotation crashes instead of "
+                "creating a key that sorts last.",
+            ),
+        ),
+    ],
+    ids=["current-format", "legacy-format"],
+)
+def test_new_key_sorts_after_a_key_from_the_future(existing_kid: str, tmp_path: Path) -> None:
+    _plant_key(tmp_path, existing_kid)
+    new = add_key(tmp_path)
+    assert new.kid > existing_kid
+    assert KeyStore.load_or_create(tmp_path).signing_key.kid == new.kid
+
+
+def test_new_key_sorts_after_a_legacy_key_from_the_past(tmp_path: Path) -> None:
+    _plant_key(tmp_path, "20260101T000000-ffffffff")  # a deployment that predates microsecond kids
+    new = add_key(tmp_path)
+    assert KeyStore.load_or_create(tmp_path).signing_key.kid == new.kid
