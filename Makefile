@@ -10,7 +10,7 @@ run: install assets
 	$(BIN)/tandem seed
 	$(BIN)/tandem serve
 
-test: install-dev assets services
+test: install-dev assets services lint
 	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -39,8 +39,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 services:
 	@bash scripts/ensure-services
 
-lint:
+PACKAGES := app auth db loaders resolvers schema rest limits realtime persisted_queries
+
+lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy $(PACKAGES)
 
 schema: install
 	$(BIN)/tandem schema print > schema.graphql

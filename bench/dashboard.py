@@ -202,13 +202,13 @@ def handwritten_app(workspace: Workspace, issuer: str, audience: str) -> Any:
             tasks = (await conn.execute(text(_TASKS_SQL), {"viewer": viewer_id, "limit": 50})).all()
             user_ids = sorted({t.assignee_id for t in tasks if t.assignee_id is not None})
             document_ids = sorted({t.document_id for t in tasks if t.document_id is not None})
-            users: dict[int, str] = (
-                dict((await conn.execute(users_sql, {"ids": user_ids})).tuples().all()) if user_ids else {}
-            )
-            documents: dict[int, str] = (
-                dict((await conn.execute(documents_sql, {"viewer": viewer_id, "ids": document_ids})).tuples().all())
-                if document_ids else {}
-            )
+            users: dict[int, str] = {}
+            if user_ids:
+                users = {row.id: row.name for row in await conn.execute(users_sql, {"ids": user_ids})}
+            documents: dict[int, str] = {}
+            if document_ids:
+                found = await conn.execute(documents_sql, {"viewer": viewer_id, "ids": document_ids})
+                documents = {row.id: row.title for row in found}
         edges = [
             {"node": {
                 "id": _gid("Task", t.id), "title": t.title, "status": t.status,
@@ -409,7 +409,8 @@ def report(tallies: dict[str, Tally], args: argparse.Namespace) -> None:
           f"(per round {min(per_round):.2f}-{max(per_round):.2f}, median {statistics.median(per_round):.2f})")
     print(f"p50 latency ratio tandem / hand-written: {tandem.percentile(50) / hand.percentile(50):.2f}")
     print(f"concurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests per endpoint, "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+          f"load average before/after {args.load_before:.2f}/{os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
@@ -431,6 +432,7 @@ def main() -> None:
 
     # On a machine with two or more CPUs, the servers (one loaded at a time) get one CPU and this
     # process another, so the load generator does not steal the server's time slices.
+    args.load_before = os.getloadavg()[0]  # other work on the machine skews both sides, not the ratio
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
     cpus = sorted(os.sched_getaffinity(0)) if pin else []
     workspace = Workspace(Path(tempfile.mkdtemp(prefix="tandem-bench-")))

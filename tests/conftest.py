@@ -8,6 +8,7 @@ fails the test with what is missing; nothing is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from starlette.applications import Starlette
 
 from app.main import create_app
@@ -25,7 +26,7 @@ from app.settings import Settings
 from auth import scopes
 from db.engine import Sessions
 from db.migrate import upgrade
-from db.models import Base, User
+from db.models import Base, Task, User
 from schema.relay import encode_id
 from tests.factories import make_user
 
@@ -128,6 +129,21 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
         yield http
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app built from `settings`, for tests that need other settings than the fixture's."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
+            yield http
+
+
+async def task_count(sessions: Sessions) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(Task)) or 0)
 
 
 @pytest.fixture

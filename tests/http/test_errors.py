@@ -5,20 +5,18 @@ with the request id.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from app.main import create_app
 from app.settings import Settings
 from db.engine import Sessions
-from db.models import Task, User
-from tests.conftest import Gql, codes, global_id
+from db.models import User
+from tests.conftest import Gql, codes, global_id, serve, task_count
 from tests.factories import make_task
 
 CREATE_TASK = """
@@ -32,18 +30,6 @@ NODE = "query($id: ID!) { node(id: $id) { id } }"
 TYPO = "{ viewer { nmae } }"
 
 
-async def task_count(sessions: Sessions) -> int:
-    async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(Task)) or 0)
-
-
-@contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
-            yield http
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ the security headers; page sizes are bounded.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -18,13 +17,11 @@ from urllib.parse import urlencode
 import httpx
 import pydantic
 import pytest
-from sqlalchemy import func, select
 
-from app.main import create_app
 from app.settings import Settings
 from db.engine import Sessions
-from db.models import Task, User
-from tests.conftest import GRAPHQL_RESPONSE, Gql, codes
+from db.models import User
+from tests.conftest import GRAPHQL_RESPONSE, Gql, codes, serve, task_count
 from tests.factories import make_task
 
 VIEWER = "{ viewer { id } }"
@@ -47,19 +44,6 @@ JSON = "application/json"
 GENERATED_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for an app built from `settings`, for tests that need other settings than the fixture's."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
-            yield http
-
-
-async def task_count(sessions: Sessions) -> int:
-    async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(Task)) or 0)
 
 
 def bearer(token_for: Callable[..., str], user: User) -> dict[str, str]:

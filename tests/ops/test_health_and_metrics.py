@@ -6,17 +6,15 @@ Readiness is checked against the real local Redis and against a closed port, nev
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import jwt
 from starlette.applications import Starlette
 
-from app.main import create_app
 from app.settings import Settings
 from db.models import User
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, serve
 
 UNKNOWN_FIELD = "{ viewer { shoeSize } }"
 VIEWER = "{ viewer { id } }"
@@ -24,14 +22,6 @@ MISSING_TASK = 'query { task(id: "VGFzazo5OTk5OTk") { id } }'  # Task:999999
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 CLOSED_PORT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/tandem"
 
-
-@contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
-            yield http
 
 
 # --- health -------------------------------------------------------------------------------------

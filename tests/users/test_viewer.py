@@ -1,5 +1,5 @@
-from tests.conftest import Gql, codes, global_id
 from db.models import User
+from tests.conftest import Gql, codes, global_id
 
 VIEWER = "{ viewer { id name email } }"
 USER = "query($id: ID!) { user(id: $id) { id name email } }"
