@@ -1,7 +1,8 @@
 """Asymmetric signing keys (ES256) kept as PEM files under `var/keys/`, published as a JWKS.
 
-Each key's file name is its `kid`; kids sort by creation time, so the newest key signs and older
-keys stay published, to verify tokens they signed until those expire.
+Each key's file name is its `kid`, `<sequence>-<random>`: the highest sequence signs, and older keys
+stay published to verify the tokens they signed until those expire. A sequence rather than a
+timestamp, so a clock that steps back (or a host whose clock runs ahead) cannot reorder keys.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class KeyStore:
     def __init__(self, keys: list[SigningKey]) -> None:
         if not keys:
             raise ValueError("a key store needs at least one key")
-        self._keys = sorted(keys, key=lambda key: key.kid)
+        self._keys = sorted(keys, key=lambda key: (sequence_of(key.kid), key.kid))
         self._by_kid = {key.kid: key for key in self._keys}
 
     @classmethod
@@ -57,15 +57,16 @@ class KeyStore:
         return {"keys": [key.public_jwk() for key in self._keys]}
 
 
+def sequence_of(kid: str) -> int:
+    """The kid's sequence number; 0 for a kid not made here (it never outranks ours)."""
+    prefix = kid.partition("-")[0]
+    return int(prefix) if prefix.isascii() and prefix.isdigit() else 0
+
+
 def add_key(directory: Path) -> SigningKey:
-    """Create a new signing key; it becomes the one that signs from the next start on."""
-    # Kids sort by creation: microseconds, and never before an existing key (clock steps, fast rotation).
-    newest = max((path.stem for path in directory.glob("*.pem")), default="")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    if stamp <= newest[: len(stamp)]:
-        stamp = str(int(newest[: len(stamp)].replace("T", "")) + 1)
-        stamp = stamp[:8] + "T" + stamp[8:]
-    kid = stamp + "-" + secrets.token_hex(4)
+    """Create a new signing key; it signs from the next start on."""
+    sequence = 1 + max((sequence_of(path.stem) for path in directory.glob("*.pem")), default=0)
+    kid = f"{sequence:06d}-{secrets.token_hex(4)}"
     private_key = ec.generate_private_key(ec.SECP256R1())
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from db.engine import Sessions
-from db.models import Task as TaskRow
 from db.models import User
-from tests.conftest import Gql, codes, global_id
+from tests.conftest import Gql, codes, global_id, task_count
 from tests.factories import make_document, make_task
 
 TASKS = "{ tasks { edges { node { id title } } } }"
@@ -29,12 +27,6 @@ VIEWER_NAME = "{ viewer { name } }"
 
 TASKS_ONLY = {"tasks:read"}
 NO_DOCUMENTS = {"tasks:read", "tasks:write", "profile", "documents:write"}
-
-
-async def _task_count(sessions: Sessions, owner: User) -> int:
-    statement = select(func.count()).select_from(TaskRow).where(TaskRow.owner_id == owner.id)
-    async with sessions() as session:
-        return (await session.execute(statement)).scalar_one()
 
 
 def _error_paths(body: dict[str, Any]) -> list[list[Any]]:
@@ -59,7 +51,7 @@ async def test_tasks_read_token_cannot_create_task(gql: Gql, sessions: Sessions,
     assert codes(body) == ["FORBIDDEN"]
     assert _error_paths(body) == [["createTask"]]
     assert body["data"] is None
-    assert await _task_count(sessions, alice) == 0
+    assert await task_count(sessions) == 0
 
 
 async def test_tasks_write_token_creates_task(gql: Gql, sessions: Sessions, alice: User) -> None:
@@ -67,7 +59,7 @@ async def test_tasks_write_token_creates_task(gql: Gql, sessions: Sessions, alic
     body = await gql(CREATE_TASK, as_user=alice, scope={"tasks:write"})
     assert "errors" not in body
     assert body["data"]["createTask"]["userErrors"] == []
-    assert await _task_count(sessions, alice) == 1
+    assert await task_count(sessions) == 1
 
 
 async def test_token_without_any_scope_reads_no_tasks(gql: Gql, sessions: Sessions, alice: User) -> None:
@@ -159,4 +151,4 @@ async def test_anonymous_caller_must_sign_in(
     body = await gql(document, variables)
     assert codes(body) == ["UNAUTHENTICATED"]
     assert "errors" in body and not any((body.get("data") or {}).values())
-    assert await _task_count(sessions, alice) == 1  # createTask created nothing
+    assert await task_count(sessions) == 1  # createTask created nothing

@@ -27,13 +27,13 @@ from jwt.algorithms import ECAlgorithm
 from sqlalchemy import delete
 from starlette.applications import Starlette
 
-from app.main import create_app
+from app.main import token_service
 from app.settings import Settings
 from auth.keys import ALGORITHM, KeyStore, add_key
 from auth.tokens import LEEWAY_SECONDS, InvalidToken, TokenService
 from db.engine import Sessions
 from db.models import User
-from tests.conftest import GRAPHQL_RESPONSE, global_id
+from tests.conftest import GRAPHQL_RESPONSE, global_id, serve
 from tests.factories import make_user
 
 VIEWER = "{ viewer { id } }"
@@ -393,26 +393,18 @@ def test_rotation_newest_key_signs_and_old_tokens_still_verify(tmp_path: Path) -
 
 async def test_rotation_through_the_running_app(settings: Settings, tmp_path: Path, alice: User) -> None:
     rotating = settings.model_copy(update={"keys_dir": tmp_path / "rotating-keys"})
-
-    async def viewer_and_jwks(application: Starlette, token: str) -> tuple[httpx.Response, set[str]]:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
-                response = await _ask_viewer(http, f"Bearer {token}")
-                jwks = (await http.get("/.well-known/jwks.json")).json()
-        return response, {key["kid"] for key in jwks["keys"]}
-
-    first = create_app(rotating)
-    old_kid = first.state.tokens.keys.signing_key.kid
-    old_token = first.state.tokens.issue_access_token(str(alice.id), {"profile"})
+    before = token_service(rotating)  # what create_app builds: the first start creates the first key
+    old_kid = before.keys.signing_key.kid
+    old_token = before.issue_access_token(str(alice.id), {"profile"})
 
     new = add_key(rotating.keys_dir)
-    second = create_app(rotating)  # a restart picks up the new key
-    assert second.state.tokens.keys.signing_key.kid == new.kid
+    assert token_service(rotating).keys.signing_key.kid == new.kid  # a restart signs with the new key
 
-    response, kids = await viewer_and_jwks(second, old_token)
+    async with serve(rotating) as http:  # the restarted app
+        response = await _ask_viewer(http, f"Bearer {old_token}")
+        jwks = (await http.get("/.well-known/jwks.json")).json()
     assert response.json() == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
-    assert kids == {old_kid, new.kid}
+    assert {key["kid"] for key in jwks["keys"]} == {old_kid, new.kid}
 
 
 def test_newest_key_signs_even_when_rotated_within_one_second(tmp_path: Path) -> None:
@@ -437,29 +429,21 @@ def _plant_key(directory: Path, kid: str) -> None:
 
 @pytest.mark.parametrize(
     "existing_kid",
-    [
-        "20991231T235959999999-deadbeef",  # current format, from a clock far ahead
-        pytest.param(
-            "20991231T235959-deadbeef",  # the format before e1bda11 (to the second), from a clock ahead
-            marks=pytest.mark.xfail(
-                strict=True, raises=ValueError,
-                reason="BUG: auth/keys.py add_key bumps past a newer existing kid with "
-                "int(newest[:21].replace('T', '')), which raises ValueError when that kid has the older "
-                "'YYYYmmddTHHMMSS-hex' form (newest[:21] contains '-'): rotation crashes instead of "
-                "creating a key that sorts last.",
-            ),
-        ),
-    ],
-    ids=["current-format", "legacy-format"],
+    ["20991231T235959999999-deadbeef", "20991231T235959-deadbeef", "some-other-tool"],
+    ids=["timestamp-from-a-clock-ahead", "timestamp-to-the-second", "foreign"],
 )
-def test_new_key_sorts_after_a_key_from_the_future(existing_kid: str, tmp_path: Path) -> None:
+def test_a_kid_without_our_sequence_never_outranks_a_new_key(existing_kid: str, tmp_path: Path) -> None:
     _plant_key(tmp_path, existing_kid)
     new = add_key(tmp_path)
-    assert new.kid > existing_kid
+    assert new.kid.startswith("000001-")
     assert KeyStore.load_or_create(tmp_path).signing_key.kid == new.kid
 
 
-def test_new_key_sorts_after_a_legacy_key_from_the_past(tmp_path: Path) -> None:
-    _plant_key(tmp_path, "20260101T000000-ffffffff")  # a deployment that predates microsecond kids
+def test_key_order_follows_the_sequence_not_the_string(tmp_path: Path) -> None:
+    _plant_key(tmp_path, "000009-ffffffff")
     new = add_key(tmp_path)
-    assert KeyStore.load_or_create(tmp_path).signing_key.kid == new.kid
+    assert new.kid.startswith("000010-")  # "000010-…" sorts after "000009-…" as a number and a string
+    _plant_key(tmp_path, "999999-00000000")
+    newer = add_key(tmp_path)
+    assert newer.kid.startswith("1000000-")  # past six digits the string order breaks; the number's holds
+    assert KeyStore.load_or_create(tmp_path).signing_key.kid == newer.kid
