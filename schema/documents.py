@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
@@ -23,16 +23,8 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
+from schema.lazy import TaskFilterType, TaskOrderType, TaskType, UserType
 from schema.relay import Connection, Node, connection, decode_id, encode_id
-
-if TYPE_CHECKING:
-    from schema.tasks import Task, TaskFilter, TaskOrder
-    from schema.users import User
-
-UserType = Annotated["User", strawberry.lazy("schema.users")]
-TaskType = Annotated["Task", strawberry.lazy("schema.tasks")]
-TaskFilterType = Annotated["TaskFilter", strawberry.lazy("schema.tasks")]
-TaskOrderType = Annotated["TaskOrder", strawberry.lazy("schema.tasks")]
 
 
 @strawberry.enum

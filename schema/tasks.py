@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
@@ -19,14 +19,8 @@ from db.models import Task as TaskRow  # row types: Strawberry resolves Private[
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
+from schema.lazy import DocumentType, UserType
 from schema.relay import Node, decode_id, decode_optional_id, encode_id
-
-if TYPE_CHECKING:
-    from schema.documents import Document
-    from schema.users import User
-
-UserType = Annotated["User", strawberry.lazy("schema.users")]
-DocumentType = Annotated["Document", strawberry.lazy("schema.documents")]
 
 
 @strawberry.enum

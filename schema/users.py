@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
@@ -19,16 +19,8 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
+from schema.lazy import DocumentType, TaskFilterType, TaskOrderType, TaskType
 from schema.relay import Connection, Node, connection, encode_id
-
-if TYPE_CHECKING:
-    from schema.documents import Document
-    from schema.tasks import Task, TaskFilter, TaskOrder
-
-TaskType = Annotated["Task", strawberry.lazy("schema.tasks")]
-DocumentType = Annotated["Document", strawberry.lazy("schema.documents")]
-TaskFilterType = Annotated["TaskFilter", strawberry.lazy("schema.tasks")]
-TaskOrderType = Annotated["TaskOrder", strawberry.lazy("schema.tasks")]
 
 
 @strawberry.type
