@@ -1,4 +1,4 @@
-"""The `tandem` command: serve, migrate, seed, manage users, mint tokens, print the schema."""
+"""The `tandem` command: serve, migrate, seed, manage users, mint tokens, print the schema, persisted queries."""
 
 from __future__ import annotations
 
@@ -143,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
     schema_parser = commands.add_parser("schema", help="the GraphQL schema")
     schema = schema_parser.add_subparsers(dest="schema_command", required=True)
     schema.add_parser("print", help="print the SDL").set_defaults(run=cmd_schema_print)
+
+    from app.pq_cli import register as register_pq
+
+    register_pq(commands)
     return root
 
 

@@ -21,26 +21,35 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.context import ContextFactory
+from app.http_cache import cache_get_response
 from app.metrics import Metrics
+from app.persisted import PersistedQueries
 from app.request_id import current_request_id
+from persisted_queries.document_cache import DOCUMENT_HASH
+from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
+from resolvers.context import Context
 from resolvers.errors import Unauthenticated
 from schema import TandemSchema
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# GET parameters that make a request a GraphQL request rather than a browser opening GraphiQL.
+_PARAMETERS = frozenset({"query", "extensions", "documentId"})
 
 
 class RequestError(Exception):
     """A request that cannot be executed at all; answered with `status` and one error."""
 
     def __init__(
-        self, status: int, message: str, code: str = "BAD_USER_INPUT", headers: dict[str, str] | None = None
+        self, status: int, message: str, code: str = "BAD_USER_INPUT", headers: dict[str, str] | None = None,
+        *, json_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        self.json_status = json_status or status  # for legacy `application/json` clients
 
 
 def _media_type(request: Request) -> str:
@@ -85,21 +94,25 @@ class GraphQLHTTP:
         schema: TandemSchema,
         context_factory: ContextFactory,
         metrics: Metrics,
+        persisted: PersistedQueries,
         *,
         max_body_bytes: int,
         graphiql: Callable[[], Response] | None,
+        get_max_age: int = 0,
     ) -> None:
         self.schema = schema
         self.context_factory = context_factory
         self.metrics = metrics
+        self.persisted = persisted
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
+        self.get_max_age = get_max_age
 
     async def handle(self, request: Request) -> Response:
         media_type = _media_type(request)
         try:
             if request.method == "GET":
-                if "query" not in request.query_params and "text/html" in request.headers.get("accept", ""):
+                if _PARAMETERS.isdisjoint(request.query_params) and "text/html" in request.headers.get("accept", ""):
                     if self.graphiql is not None:
                         return self.graphiql()
                     raise RequestError(404, "The GraphQL explorer is disabled here.", "NOT_FOUND")
@@ -121,6 +134,7 @@ class GraphQLHTTP:
             "variables": _decode_json_param(query.get("variables"), "variables"),
             "operationName": query.get("operationName") or None,
             "extensions": _decode_json_param(query.get("extensions"), "extensions"),
+            "documentId": query.get("documentId") or None,
         }
 
     async def _post_params(self, request: Request) -> dict[str, Any]:
@@ -157,28 +171,41 @@ class GraphQLHTTP:
     async def _execute(
         self, request: Request, params: dict[str, Any], allowed: set[OperationType], media_type: str
     ) -> Response:
-        query = _json_field(params.get("query"), "query", str)
+        _json_field(params.get("query"), "query", str)
         variables = _json_field(params.get("variables"), "variables", dict)
         operation_name = _json_field(params.get("operationName"), "operationName", str)
         _json_field(params.get("extensions"), "extensions", dict)
-        if not query or not query.strip():
-            raise RequestError(400, "The request has no `query`.")
         request_id = current_request_id.get()
         try:
             context = await self.context_factory(request.headers.get("authorization"), request_id)
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        operation = await self._resolve_operation(params, context)
         try:
             result = await self.schema.execute(
-                query, variable_values=variables, context_value=context,
+                operation.query, variable_values=variables, context_value=context,
                 operation_name=operation_name, allowed_operation_types=allowed,
             )
         except InvalidOperationTypeError as exc:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None
             raise RequestError(400, "Subscriptions need a WebSocket connection to /graphql.") from None
-        return self._result(result, media_type, context.extras.get("response_headers"))
+        executed = _executed(result)
+        await self.persisted.after_execution(operation, executed=executed)
+        response = self._result(result, media_type, context.extras.get("response_headers"))
+        if request.method == "GET":
+            return cache_get_response(request, response, has_errors=bool(result.errors), max_age=self.get_max_age)
+        return response
+
+    async def _resolve_operation(self, params: dict[str, Any], context: Context) -> ResolvedOperation:
+        """Persisted queries: `query`, `extensions.persistedQuery` or `documentId` → the text to run."""
+        try:
+            operation = await self.persisted.resolve(params, context.viewer)
+        except PersistedQueryError as exc:
+            raise RequestError(exc.status, exc.message, exc.code, json_status=exc.json_status) from None
+        context.extras[DOCUMENT_HASH] = operation.sha256  # the document cache needs not hash it again
+        return operation
 
     def _result(self, result: ExecutionResult, media_type: str, headers: Any) -> Response:
         body: dict[str, Any] = {}
@@ -187,7 +214,7 @@ class GraphQLHTTP:
             body["errors"] = [error.formatted for error in errors]
             for error in errors:
                 self.metrics.graphql_errors.labels((error.extensions or {}).get("code", "UNKNOWN")).inc()
-        executed = result.data is not None or any(error.path for error in errors)
+        executed = _executed(result)
         if executed:
             body["data"] = result.data
         if result.extensions:
@@ -200,4 +227,10 @@ class GraphQLHTTP:
         body = {"errors": [{"message": error.message,
                             "extensions": {"code": error.code, "requestId": current_request_id.get()}}]}
         # Legacy JSON clients still get 4xx for requests that are not GraphQL requests at all.
-        return _json_response(body, error.status, media_type, error.headers)
+        status = error.json_status if media_type == JSON else error.status
+        return _json_response(body, status, media_type, error.headers)
+
+
+def _executed(result: ExecutionResult) -> bool:
+    """Execution started (so the document was valid), as opposed to a request refused before it."""
+    return result.data is not None or any(error.path for error in result.errors or [])

@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
-from strawberry.extensions import ParserCache, ValidationCache
 
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
@@ -20,6 +19,7 @@ from app.graphql_http import GraphQLHTTP
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
+from app.persisted import PersistedQueries
 from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.keys import KeyStore
@@ -44,18 +44,20 @@ def create_app(settings: Settings) -> Starlette:
     tokens = token_service(settings)
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
+    persisted = PersistedQueries(settings, redis, metrics)
 
     schema = build_schema(extensions=[
-        lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
-        lambda: ValidationCache(maxsize=1024),
         *tracing_extensions(settings),
+        persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
     ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
         ContextFactory(sessions, tokens, limits),
         metrics,
+        persisted,
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql_page if settings.graphiql_enabled else None,
+        get_max_age=settings.get_cache_max_age_seconds,
     )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -74,7 +76,8 @@ def create_app(settings: Settings) -> Starlette:
             gc.collect()
             gc.freeze()
         try:
-            yield
+            async with persisted.running():  # loads the trusted manifests, then watches them
+                yield
         finally:
             await engine.dispose()
             if redis is not None:
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.schema = schema
+    app.state.persisted = persisted
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +24,24 @@ class Metrics:
         )
         self.graphql_operations = Counter(
             "tandem_graphql_operations", "GraphQL operations executed, by type.", ["type"], registry=self.registry
+        )
+        # Persisted queries (app/persisted.py).
+        self.persisted_lookups = Counter(
+            "tandem_persisted_query_lookups", "Persisted query lookups, by store (trusted, apq) and result.",
+            ["store", "result"], registry=self.registry,
+        )
+        self.persisted_registrations = Counter(
+            "tandem_persisted_query_registrations", "APQ queries registered.", registry=self.registry
+        )
+        self.document_cache = Counter(
+            "tandem_document_cache_lookups", "Parsed+validated document cache lookups, by result.", ["result"],
+            registry=self.registry,
+        )
+        self.trusted_documents = Gauge(
+            "tandem_trusted_documents", "Trusted documents loaded from manifests.", registry=self.registry
+        )
+        self.manifests_failed = Gauge(
+            "tandem_persisted_query_manifests_failed", "Manifests that failed to load.", registry=self.registry
         )
 
     async def endpoint(self, request: Request) -> Response:

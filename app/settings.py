@@ -38,8 +38,19 @@ class Settings(BaseSettings):
     node_modules_dir: Path | None = None
     # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
     freeze_gc_on_start: bool = True
+    # Persisted queries (README "Persisted queries"). None: the manifests shipped in `persisted_queries/`.
+    persisted_queries_dir: Path | None = None
+    persisted_queries_reload_seconds: float = 5.0
+    apq_max_entries: int = 2_000
+    apq_max_query_bytes: int = 16_384
+    # Parsed documents cached per process, bounded by their total source length (an AST takes ~100x).
+    document_cache_max_chars: int = 500_000
+    # Until OAuth clients carry their own flag: client ids that may run trusted documents only.
+    trusted_documents_only_clients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    require_trusted_documents_for_anonymous: bool = False
+    get_cache_max_age_seconds: int = 60
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_documents_only_clients", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # From the environment: a comma-separated list, or a JSON array.

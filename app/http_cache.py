@@ -1,0 +1,43 @@
+"""HTTP caching for GraphQL GET responses, so a CDN or browser can keep query results.
+
+Only GET reaches here (POST is never cached; GET never runs a mutation). A successful result of
+an anonymous request is `public` for `max_age` seconds: with persisted queries the URL is short
+and stable (`?extensions={"persistedQuery":…}` or `?documentId=sha256:…`), which makes it a good
+cache key. A result for a signed-in caller is `private, no-cache`: only their own client may keep
+it, and it revalidates with `If-None-Match`, which answers 304 without the body. Results with
+errors are never stored. `Vary` names the headers that change the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+VARY = "Accept, Authorization"
+
+
+def cache_get_response(request: Request, response: Response, *, has_errors: bool, max_age: int) -> Response:
+    if response.status_code != 200 or has_errors:
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    etag = f'"{hashlib.sha256(response.body).hexdigest()[:32]}"'
+    anonymous = "authorization" not in request.headers
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"public, max-age={max_age}" if anonymous else "private, no-cache",
+        "Vary": VARY,
+    }
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return response
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison, a list of tags, or `*`."""
+    if not if_none_match:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
