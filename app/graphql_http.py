@@ -16,7 +16,7 @@ import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -191,6 +191,9 @@ class GraphQLHTTP:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None
             raise RequestError(400, "Subscriptions need a WebSocket connection to /graphql.") from None
+        except CannotGetOperationTypeError:  # `operationName` names no operation of the document
+            raise RequestError(400, f"The document has no operation named {operation_name!r}.",
+                               json_status=200) from None
         executed = _executed(result)
         await self.persisted.after_execution(operation, executed=executed)
         response = self._result(result, media_type, context.extras.get("response_headers"))
