@@ -33,12 +33,12 @@ from graphql import (
     is_list_type,
     is_named_type,
     is_non_null_type,
+    is_required_input_field,
     type_from_ast,
     validate,
     visit,
 )
 from graphql import build_schema as schema_from_sdl
-from graphql.pyutils import Undefined
 
 from persisted_queries.manifest import TrustedOperation
 from persisted_queries.trusted import LOCK_FILE, TrustedDocuments
@@ -180,6 +180,6 @@ def _input_losses(old: GraphQLType, schema: GraphQLSchema, where: str, seen: set
         else:
             found.extend(_input_losses(get_named_type(old_field.type), schema, where, seen))
     for name, new_field in new.fields.items():
-        if name not in old.fields and is_non_null_type(new_field.type) and new_field.default_value is Undefined:
+        if name not in old.fields and is_required_input_field(new_field):
             found.append(f"{old.name}.{name} is a new required field ({where} does not send it).")
     return found

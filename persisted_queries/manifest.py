@@ -117,7 +117,8 @@ def _operation(entry_id: str, name: Any, kind: Any, body: Any, manifest: str) ->
     try:
         document = parse(body)
     except GraphQLSyntaxError as exc:
-        raise ValueError(f"the body is not valid GraphQL: {exc.message}") from None
+        where = f" (line {exc.locations[0].line}, column {exc.locations[0].column})" if exc.locations else ""
+        raise ValueError(f"the body is not valid GraphQL: {exc.message}{where}") from None
     if not all(isinstance(d, ExecutableDefinitionNode) for d in document.definitions):
         raise ValueError("the body may hold only operations and fragments")
     first = next((d for d in document.definitions if isinstance(d, OperationDefinitionNode)), None)

@@ -4,7 +4,7 @@
 of the manifest we ship (`persisted_queries/mobile-app.json`), and reloading left to the tests
 (`persisted_queries_reload_seconds=0`), so every fixture built on it (`app`, `client`, `gql`,
 `sessions`, `token_for`, `alice`, ...) serves those trusted documents. Tests here do not exercise
-the database, so modules mark themselves SQLite-only.
+the database, so `database_url` is overridden to a fresh SQLite file only (no PostgreSQL run).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MANIFEST = ROOT / "persisted_queries" / "mobile-app.json"
 PQ_REDIS_URL = "redis://127.0.0.1:6379/6"
 JSON = "application/json"
-
-SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def shipped_operations() -> dict[str, dict[str, str]]:
@@ -57,6 +55,13 @@ def apollo_manifest(*bodies: str, ids: list[str] | None = None) -> dict[str, Any
         operations.append({"id": ids[index] if ids else sha256(body), "name": f"Op{index}", "type": "query",
                            "body": body})
     return {"format": "apollo-persisted-query-manifest", "version": 1, "operations": operations}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "tandem.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from app.settings import Settings
 from db.engine import Sessions
 from db.models import User
 from tests.conftest import GRAPHQL_RESPONSE, codes, serve, task_count
-from tests.persisted.conftest import JSON, SQLITE_ONLY, Post, apq, metric, sha256
-
-pytestmark = SQLITE_ONLY
+from tests.persisted.conftest import JSON, Post, apq, metric, sha256
 
 VIEWER = "query Viewer { viewer { id name } }"
 TYPENAME = "{ __typename }"
