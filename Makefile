@@ -12,6 +12,7 @@ run: install assets
 
 test: install-dev assets services lint
 	bash scripts/ensure-chromium
+	$(BIN)/tandem pq check  # a schema change that breaks a shipped client's trusted document fails here
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(BIN)/python:
