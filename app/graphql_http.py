@@ -5,6 +5,9 @@
 - GET runs queries only; a mutation over GET is 405 with `Allow: POST`.
 - `application/graphql-response+json` when the client accepts it, with 4xx for requests that never
   executed; legacy `application/json` (always 200 once the request is well-formed) otherwise.
+- Persisted queries happen in one step before execution, `_resolve_operation`: `query`,
+  `extensions.persistedQuery` (APQ) or `documentId` become the text to run (`app/persisted.py`).
+  GET answers carry `ETag`/`Cache-Control` (`app/http_cache.py`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ never takes operations away from clients that use them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +108,3 @@ class TrustedDocuments:
             return ()
         return tuple(sorted((name, stat.st_mtime_ns, stat.st_size) for name, stat in stats))
 
-
-def operations_in(paths: Iterable[Path]) -> list[TrustedOperation]:
-    """Every operation of the given manifests; `ManifestError` for the first bad one."""
-    return [operation for path in paths for operation in load_manifest(path)]
