@@ -14,11 +14,15 @@ takes about a hundred times its source in memory and anyone can send a new text.
 
 This replaces Strawberry's ParserCache + ValidationCache, which key by text and share cached
 validation errors between concurrent requests.
+
+Whatever else is derived from a valid document alone (or from it and a few request values, such as
+a static cost per variables shape) can live as long as the document does: the extension leaves the
+entry's `derived` dict at `context.extras[DOCUMENT_MEMO]` once the document is known to be valid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +33,9 @@ from strawberry.extensions import SchemaExtension
 from persisted_queries.ids import sha256_hex
 
 # Where the transport leaves the hash it already computed: `context.extras[DOCUMENT_HASH]`.
-# Other extensions (e.g. a cost analysis cached per document and variables shape) may key on it.
 DOCUMENT_HASH = "document_sha256"
+# Where a valid document's memo is left for other extensions: `context.extras[DOCUMENT_MEMO]`.
+DOCUMENT_MEMO = "document_memo"
 
 Rules = tuple[type[ASTValidationRule], ...]
 
@@ -40,6 +45,7 @@ class CachedDocument:
     document: DocumentNode
     size: int
     valid_under: set[Rules] = field(default_factory=set)
+    derived: dict[Hashable, object] = field(default_factory=dict)
 
 
 class DocumentCache:
@@ -59,14 +65,14 @@ class DocumentCache:
             sha256: self._pinned.get(sha256) or CachedDocument(document, 0) for sha256, document in documents.items()
         }
 
-    def remember_valid(self, sha256: str, document: DocumentNode, source_length: int, rules: Rules) -> None:
+    def remember_valid(self, sha256: str, document: DocumentNode, source_length: int, rules: Rules) -> CachedDocument:
         entry = self._pinned.get(sha256) or self._recent.get(sha256)
         if entry is None or entry.document is not document:
             entry = CachedDocument(document, max(source_length, 1))
-            if entry.size > self._recent.maxsize:
-                return  # larger than the whole cache: not worth evicting everything for
-            self._recent[sha256] = entry
+            if entry.size <= self._recent.maxsize:  # else not worth evicting everything for
+                self._recent[sha256] = entry
         entry.valid_under.add(rules)
+        return entry
 
     def __len__(self) -> int:
         return len(self._pinned) + len(self._recent)
@@ -95,12 +101,20 @@ class CachedDocuments(SchemaExtension):
         rules = context.validation_rules
         if self._entry is not None and context.pre_execution_errors is None and rules in self._entry.valid_under:
             context.pre_execution_errors = []  # Strawberry skips validation when errors are already set
+            _share_memo(context.context, self._entry)
             yield
             return
         yield
         document = context.graphql_document
         if self._sha256 is not None and document is not None and not context.pre_execution_errors:
-            self.cache.remember_valid(self._sha256, document, len(context.query or ""), rules)
+            entry = self.cache.remember_valid(self._sha256, document, len(context.query or ""), rules)
+            _share_memo(context.context, entry)
+
+
+def _share_memo(context: Any, entry: CachedDocument) -> None:
+    extras = getattr(context, "extras", None)
+    if isinstance(extras, dict):
+        extras[DOCUMENT_MEMO] = entry.derived
 
 
 def _known_hash(context: Any) -> str | None:

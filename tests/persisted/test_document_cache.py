@@ -17,7 +17,7 @@ from graphql import ASTValidationRule, DocumentNode, OperationDefinitionNode, pa
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, SchemaExtension
 
-from persisted_queries.document_cache import DOCUMENT_HASH, CachedDocuments, DocumentCache
+from persisted_queries.document_cache import DOCUMENT_HASH, DOCUMENT_MEMO, CachedDocuments, DocumentCache
 from tests.conftest import codes
 from tests.persisted.conftest import OPERATIONS, apq, metric, sha256
 
@@ -117,6 +117,32 @@ async def test_invalid_documents_are_validated_every_time_with_their_own_errors(
     assert CountingRule.runs == 2
     assert first.errors and second.errors
     assert first.errors[0] is not second.errors[0]
+
+
+class CostOnce(SchemaExtension):
+    """What a cost analysis cached per document and variables shape would do with the memo."""
+
+    analyses: ClassVar[int] = 0
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        memo = context.context.extras[DOCUMENT_MEMO]
+        shape = tuple(sorted((name, type(value).__name__) for name, value in (context.variables or {}).items()))
+        if ("cost", shape) not in memo:
+            CostOnce.analyses += 1
+            memo["cost", shape] = 1
+        yield
+
+
+async def test_derived_results_live_as_long_as_the_document() -> None:
+    CostOnce.analyses = 0
+    cache = DocumentCache(10_000)
+    schema = strawberry.Schema(query=Query, extensions=[lambda: CachedDocuments(cache), CostOnce])
+    for variables in ({"name": "a"}, {"name": "b"}, {"name": "c"}):
+        assert (await schema.execute(HELLO, variable_values=variables, context_value=Context())).errors is None
+    assert CostOnce.analyses == 1
+    await schema.execute(HELLO, variable_values={"name": "d", "page": 2}, context_value=Context())  # another shape
+    assert CostOnce.analyses == 2
 
 
 def test_pinned_documents_are_never_evicted() -> None:
