@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from db.engine import make_engine
+import db.oauth  # noqa: F401 - registers the OAuth tables on Base.metadata
 from db.models import Base
 
 config = context.config
