@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.external import TrustedIssuer
+
 VAR_DIR = Path("var")
 
 
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
     audience: str = "tandem"
     keys_dir: Path = VAR_DIR / "keys"
     access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    authorization_code_ttl_seconds: int = Field(default=60, ge=1, le=60)
+    # External identity providers whose tokens are accepted (JSON array; see auth/external.py).
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    # Downstream services a Tandem token may be exchanged into (RFC 8693 `audience`), comma-separated.
+    exchange_audiences: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The public OAuth client that GraphiQL signs in with (`tandem seed` creates it).
+    graphiql_client_id: str = "tandem-demo"
     # NoDecode: the environment gives a comma-separated list, not JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_page_size: int = 20
@@ -39,7 +49,7 @@ class Settings(BaseSettings):
     # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
     freeze_gc_on_start: bool = True
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "exchange_audiences", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # From the environment: a comma-separated list, or a JSON array.

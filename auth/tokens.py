@@ -32,6 +32,12 @@ class AccessClaims:
     expires_at: int
     raw: dict[str, Any]
 
+    @property
+    def session_id(self) -> str | None:
+        """The grant (token family) this token was issued under; absent for client-credentials tokens."""
+        sid = self.raw.get("sid")
+        return sid if isinstance(sid, str) else None
+
 
 class TokenService:
     def __init__(self, keys: KeyStore, *, issuer: str, audience: str, ttl_seconds: int) -> None:
@@ -67,7 +73,8 @@ class TokenService:
         key = self.keys.signing_key
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "at+jwt"})
 
-    def verify(self, token: str) -> AccessClaims:
+    def verify(self, token: str, *, audiences: Iterable[str] | None = None) -> AccessClaims:
+        """The token's claims if we issued it for `audiences` (default: our own API) and it is still valid."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -85,7 +92,7 @@ class TokenService:
                 token,
                 public_key,
                 algorithms=[ALGORITHM],
-                audience=self.audience,
+                audience=list(audiences) if audiences is not None else self.audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
