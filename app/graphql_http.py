@@ -23,6 +23,7 @@ from strawberry.types.graphql import OperationType
 from app.context import ContextFactory
 from app.metrics import Metrics
 from app.request_id import current_request_id
+from auth.authenticate import bearer_challenge
 from resolvers.errors import Unauthenticated
 from schema import TandemSchema
 
@@ -68,6 +69,10 @@ def _json_field(value: Any, name: str, kind: type) -> Any:
     if value is None or isinstance(value, kind):
         return value
     raise RequestError(400, f"`{name}` must be a {'string' if kind is str else 'JSON object'}.")
+
+
+def _code(error: GraphQLError) -> str:
+    return str((error.extensions or {}).get("code", "UNKNOWN"))
 
 
 def _decode_json_param(value: str | None, name: str) -> Any:
@@ -168,7 +173,7 @@ class GraphQLHTTP:
             context = await self.context_factory(request.headers.get("authorization"), request_id)
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
-                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+                               headers={"WWW-Authenticate": bearer_challenge("invalid_token", exc.message)}) from None
         try:
             result = await self.schema.execute(
                 query, variable_values=variables, context_value=context,
@@ -178,7 +183,12 @@ class GraphQLHTTP:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None
             raise RequestError(400, "Subscriptions need a WebSocket connection to /graphql.") from None
-        return self._result(result, media_type, context.extras.get("response_headers"))
+        response = self._result(result, media_type, context.extras.get("response_headers"))
+        if context.viewer is None and any(_code(error) == "UNAUTHENTICATED" for error in result.errors or []):
+            # RFC 6750 §3.1: the request carried no token but needs one; no error code, just the challenge.
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = bearer_challenge()
+        return response
 
     def _result(self, result: ExecutionResult, media_type: str, headers: Any) -> Response:
         body: dict[str, Any] = {}
@@ -186,7 +196,7 @@ class GraphQLHTTP:
         if errors:
             body["errors"] = [error.formatted for error in errors]
             for error in errors:
-                self.metrics.graphql_errors.labels((error.extensions or {}).get("code", "UNKNOWN")).inc()
+                self.metrics.graphql_errors.labels(_code(error)).inc()
         executed = result.data is not None or any(error.path for error in errors)
         if executed:
             body["data"] = result.data
