@@ -54,9 +54,10 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     from app.seed import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_client, seed
 
     _, created = _with_sessions(settings, seed)
-    _with_sessions(settings, lambda sessions: ensure_demo_client(sessions, settings.issuer, settings.graphiql_client_id))
+    _with_sessions(settings, lambda s: ensure_demo_client(s, settings.issuer, settings.graphiql_client_id))
     print("Demo data created." if created else "Demo data already present.")
-    print(f"Open {settings.issuer.rstrip('/')}/graphql, press \"Sign in\" and sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}.")
+    graphiql = f"{settings.issuer.rstrip('/')}/graphql"
+    print(f"Open {graphiql}, press \"Sign in\" and sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}.")
     print(f"Or mint a token:  .venv/bin/tandem token --email {DEMO_EMAIL}")
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select, update
@@ -13,7 +12,6 @@ from auth.oauth.data import client_by_id, create_client
 from auth.oauth.models import AUTHORIZATION_CODE, REFRESH_TOKEN
 from auth.passwords import hash_password
 from db.engine import Sessions
-from db.oauth import OAuthClient, as_list
 from db.models import (
     CollaboratorRole,
     Document,
@@ -24,6 +22,7 @@ from db.models import (
     User,
     utcnow,
 )
+from db.oauth import OAuthClient, as_list
 from resolvers.users import create_user, user_by_email
 
 DEMO_EMAIL = "demo@tandem.local"

@@ -11,6 +11,7 @@ deletes keys whose successor has signed for longer than any token lives.
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import time
@@ -119,7 +120,7 @@ def retire_keys(directory: Path, *, older_than_seconds: int) -> list[str]:
     paths = sorted(directory.glob("*.pem"), key=lambda path: (sequence_of(path.stem), path.stem))
     now = time.time()
     retired = []
-    for path, successor in zip(paths, paths[1:], strict=False):
+    for path, successor in itertools.pairwise(paths):
         if now - successor.stat().st_mtime > older_than_seconds:
             path.unlink()
             retired.append(path.stem)

@@ -80,7 +80,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):  # type: ignore[misc]
         if isinstance(token, AccessToken):
             claims = token.claims
             return {
-                "active": True, "token_type": "Bearer", "scope": token.get_scope(), "client_id": claims.get("client_id"),
+                "active": True, "token_type": "Bearer", "scope": token.get_scope(),
+                "client_id": claims.get("client_id"),
                 "sub": claims["sub"], "aud": claims["aud"], "iss": claims["iss"], "exp": claims["exp"],
                 "iat": claims["iat"], "jti": claims["jti"],
             }

@@ -94,7 +94,7 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):  # type: 
             return default
         if requested not in allowed:
             raise InvalidTargetError(description="Tokens cannot be issued for this audience.")
-        return requested
+        return str(requested)
 
     def _from_external(self, token: str) -> tuple[str, set[str], str, dict[str, Any], int]:
         server = self._server
@@ -119,7 +119,9 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):  # type: 
             raise InvalidRequestError("The subject token has been revoked.")
         original = str(claims.raw["aud"]) if isinstance(claims.raw["aud"], str) else ""
         # Narrower only: the whole API may become one downstream service, never the other way.
-        allowed = set(server.config.exchange_audiences) | {original} if original == server.config.audience else {original}
+        allowed = {original}
+        if original == server.config.audience:
+            allowed |= set(server.config.exchange_audiences)
         audience = self._audience(allowed, original)
         ttl = min(server.config.access_token_ttl_seconds, claims.expires_at - int(time.time()))
         extra = {"sid": claims.session_id} if claims.session_id else {}

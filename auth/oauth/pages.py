@@ -103,7 +103,8 @@ def consent_page(
 
 
 def error_page(title: str, message: str, status: int = 400) -> Response:
-    body = f"<h1>{html.escape(title)}</h1>\n{_error(message)}<p class=\"muted\">Return to the application and try again.</p>"
+    body = (f"<h1>{html.escape(title)}</h1>\n{_error(message)}"
+            '<p class="muted">Return to the application and try again.</p>')
     return _page(title, body, status)
 
 

@@ -98,7 +98,8 @@ class OAuthHTTP:
         except Unauthenticated as exc:
             return _challenge(401, bearer_challenge("invalid_token", exc.message))
         if "openid" not in identity.scopes or identity.user_id is None:
-            return _challenge(403, bearer_challenge("insufficient_scope", "This needs a user's token with the openid scope.", "openid"))
+            description = "This needs a user's token with the openid scope."
+            return _challenge(403, bearer_challenge("insufficient_scope", description, "openid"))
         user = await data.user_by_id(self.server.sessions, identity.user_id)
         if user is None:
             return _challenge(401, bearer_challenge("invalid_token", "The access token's user no longer exists."))
@@ -157,7 +158,9 @@ class OAuthHTTP:
                                       scopes=scopes, csrf=browser.csrf, error=error, status=status)
         return self.browser.attach(page, browser)
 
-    async def _login(self, request: Request, grant: Any, client: Client, browser: BrowserSession, form: Any) -> Response:
+    async def _login(
+        self, request: Request, grant: Any, client: Client, browser: BrowserSession, form: Any
+    ) -> Response:
         username = _text(form.get("username")).strip()[:320]
         password = _text(form.get("password"))[:1024]
         ip = request.client.host if request.client else "unknown"

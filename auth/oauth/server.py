@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -97,11 +97,11 @@ class StarletteOAuth2Request(OAuth2Request):  # type: ignore[misc]
 
     @property
     def args(self) -> dict[str, str]:
-        return self.payload.data  # type: ignore[no-any-return]
+        return self.payload.data
 
     @property
     def form(self) -> dict[str, str]:
-        return self.payload.data  # type: ignore[no-any-return]
+        return self.payload.data
 
 
 @dataclass
@@ -156,7 +156,7 @@ class TandemAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     # --- bridging: authlib runs in a worker thread, our data lives in the event loop -----------------
 
     @staticmethod
-    def run(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def run(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """From authlib's worker thread, run `function(*args)` on the event loop and wait for it."""
         return anyio.from_thread.run(function, *args)
 

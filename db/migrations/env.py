@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from db.engine import make_engine
 import db.oauth  # noqa: F401 - registers the OAuth tables on Base.metadata
+from db.engine import make_engine
 from db.models import Base
 
 config = context.config
