@@ -89,6 +89,11 @@ def graphiql_page(
 <script src="{prefix}/tandem-graphiql.js" defer></script>
 </head>
 <body>
+<header id="tandem-auth" hidden>
+<span id="tandem-auth-status"></span>
+<button type="button" id="tandem-sign-in" hidden>Sign in</button>
+<button type="button" id="tandem-sign-out" hidden>Sign out</button>
+</header>
 <div id="graphiql" data-endpoint="{endpoint_attr}" data-oauth-client-id="{client_attr}">Loading GraphiQL…</div>
 <noscript>GraphiQL needs JavaScript. The API itself answers POST {endpoint_attr}.</noscript>
 </body>
