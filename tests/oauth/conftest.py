@@ -7,6 +7,7 @@ the sign-in and consent forms and submits them, exactly as a browser without Jav
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from auth.oauth.data import create_client
@@ -37,6 +39,9 @@ WEB_SCOPES = ["openid", "profile", "email", "tasks:read", "tasks:write", "docume
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
+# This suite's own Redis database, so parallel suites on one machine never see each other's keys.
+OAUTH_REDIS_URL = os.environ.get("TANDEM_TEST_OAUTH_REDIS_URL", "redis://127.0.0.1:6379/3")
+
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -44,6 +49,23 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 class RegisteredClient:
     client_id: str
     secret: str | None
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The OAuth suite's Redis, emptied of our keys afterwards; unreachable Redis fails the test."""
+    redis = Redis.from_url(OAUTH_REDIS_URL)
+    try:
+        await redis.ping()
+    except OSError as exc:  # redis' ConnectionError is an OSError
+        pytest.fail(f"Redis is not reachable at {OAUTH_REDIS_URL} ({exc}); run scripts/ensure-services", pytrace=False)
+    try:
+        yield OAUTH_REDIS_URL
+    finally:
+        keys = [key async for key in redis.scan_iter(match="tandem:oauth:*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
 
 
 @pytest.fixture
