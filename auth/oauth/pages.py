@@ -38,6 +38,7 @@ def _page(title: str, body: str, status: int = 200, headers: dict[str, str] | No
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)} · Tandem</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{STYLESHEET}">
 </head>
 <body>
