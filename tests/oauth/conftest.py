@@ -39,6 +39,9 @@ WEB_SCOPES = ["openid", "profile", "email", "tasks:read", "tasks:write", "docume
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
+# For tests whose outcome cannot depend on the database: one backend is enough.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 # This suite's own Redis database, so parallel suites on one machine never see each other's keys.
 OAUTH_REDIS_URL = os.environ.get("TANDEM_TEST_OAUTH_REDIS_URL", "redis://127.0.0.1:6379/3")
 

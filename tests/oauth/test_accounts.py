@@ -14,7 +14,7 @@ from auth.passwords import verify_password
 from db.engine import Sessions
 from db.models import User
 from tests.conftest import Gql, codes
-from tests.oauth.conftest import PASSWORD, TOKEN, RegisteredClient, code_flow_tokens, viewer_status
+from tests.oauth.conftest import PASSWORD, TOKEN, RegisteredClient, code_flow_tokens, sqlite_only, viewer_status
 
 REGISTER = ("mutation($input: RegisterInput!) { register(input: $input) { user { name email } "
             "userErrors { field message code } } }")
@@ -36,6 +36,7 @@ async def test_register_creates_an_account_with_an_argon2_hash(gql: Gql, session
     assert verify_password(stored, NEW_PASSWORD)
 
 
+@sqlite_only
 async def test_register_refuses_a_taken_email(gql: Gql, alice: User) -> None:
     body = await gql(REGISTER, {"input": {"email": alice.email, "name": "Copy", "password": NEW_PASSWORD}})
     assert body["data"]["register"]["user"] is None
@@ -87,6 +88,7 @@ async def test_change_password_signs_out_every_other_session(
     assert (await oauth_client(web_app).refresh_token(TOKEN, refresh_token=current["refresh_token"]))["access_token"]
 
 
+@sqlite_only
 async def test_change_password_needs_the_current_password_and_a_strong_new_one(
     gql: Gql, sessions: Sessions, person: User
 ) -> None:
@@ -99,6 +101,7 @@ async def test_change_password_needs_the_current_password_and_a_strong_new_one(
     assert verify_password(await _password_hash(sessions, person.email) or "", PASSWORD)
 
 
+@sqlite_only
 async def test_change_password_needs_the_profile_scope(gql: Gql, person: User) -> None:
     variables = {"input": {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}}
     assert codes(await gql(CHANGE, variables, as_user=person, scope={"tasks:read"})) == ["FORBIDDEN"]

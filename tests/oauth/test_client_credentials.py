@@ -15,7 +15,7 @@ from db.engine import Sessions
 from db.models import User
 from tests.conftest import codes, global_id
 from tests.factories import make_task, make_user
-from tests.oauth.conftest import TOKEN, RegisteredClient
+from tests.oauth.conftest import TOKEN, RegisteredClient, sqlite_only
 
 OAuthClientFactory = Callable[..., AsyncOAuth2Client]
 
@@ -26,6 +26,7 @@ async def _graphql(http: httpx.AsyncClient, token: str, query: str, variables: d
     return response.status_code, response.json()
 
 
+@sqlite_only
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 async def test_a_service_gets_a_token_for_itself(
     method: str, oauth_client: OAuthClientFactory, service: RegisteredClient
@@ -39,6 +40,7 @@ async def test_a_service_gets_a_token_for_itself(
     assert "sid" not in claims
 
 
+@sqlite_only
 async def test_a_service_gets_only_the_scopes_it_was_granted(
     oauth_client: OAuthClientFactory, service: RegisteredClient
 ) -> None:
@@ -50,6 +52,7 @@ async def test_a_service_gets_only_the_scopes_it_was_granted(
     assert caught.value.error == "invalid_scope"
 
 
+@sqlite_only
 async def test_a_wrong_secret_is_refused(oauth_client: OAuthClientFactory, service: RegisteredClient) -> None:
     for method in ("client_secret_basic", "client_secret_post"):
         with pytest.raises(OAuthError) as caught:
@@ -58,6 +61,7 @@ async def test_a_wrong_secret_is_refused(oauth_client: OAuthClientFactory, servi
         assert caught.value.error == "invalid_client"
 
 
+@sqlite_only
 async def test_public_clients_cannot_use_client_credentials(
     http: httpx.AsyncClient, web_app: RegisteredClient
 ) -> None:
@@ -66,12 +70,14 @@ async def test_public_clients_cannot_use_client_credentials(
     assert response.json()["error"] in ("invalid_client", "unauthorized_client")
 
 
+@sqlite_only
 async def test_unknown_grant_types_are_refused(oauth_client: OAuthClientFactory, service: RegisteredClient) -> None:
     with pytest.raises(OAuthError) as caught:
         await oauth_client(service).fetch_token(TOKEN, grant_type="password", username="x", password="y")
     assert caught.value.error == "unsupported_grant_type"
 
 
+@sqlite_only
 async def test_a_service_client_is_a_viewer_without_a_user(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, service: RegisteredClient, sessions: Sessions,
     alice: User,
@@ -92,6 +98,7 @@ async def test_a_service_client_is_a_viewer_without_a_user(
     assert codes(body) == ["FORBIDDEN"]
 
 
+@sqlite_only
 async def test_only_admin_services_see_emails(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, sessions: Sessions, alice: User
 ) -> None:
@@ -110,6 +117,7 @@ async def test_only_admin_services_see_emails(
     assert bodies[1] == {"data": {"user": {"email": alice.email}}}
 
 
+@sqlite_only
 async def test_a_deleted_client_s_tokens_stop_working(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, service: RegisteredClient, sessions: Sessions
 ) -> None:
@@ -124,6 +132,7 @@ async def test_a_deleted_client_s_tokens_stop_working(
     assert status == 401 and codes(body) == ["UNAUTHENTICATED"]
 
 
+@sqlite_only
 async def test_admin_users_need_the_admin_scope_to_see_emails(
     http: httpx.AsyncClient, app: Any, sessions: Sessions, alice: User
 ) -> None:

@@ -34,6 +34,7 @@ from tests.oauth.conftest import (
     code_flow_tokens,
     csrf_of,
     query_of,
+    sqlite_only,
     start_code_flow,
     viewer_status,
 )
@@ -89,6 +90,7 @@ async def test_code_flow_issues_rfc9068_tokens_and_an_id_token(
                         "email_verified": False, "updated_at": userinfo["updated_at"]}
 
 
+@sqlite_only
 async def test_an_id_token_is_not_an_access_token(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -97,6 +99,7 @@ async def test_an_id_token_is_not_an_access_token(
     assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+@sqlite_only
 async def test_without_openid_there_is_no_id_token_and_no_userinfo(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -107,6 +110,7 @@ async def test_without_openid_there_is_no_id_token_and_no_userinfo(
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
+@sqlite_only
 async def test_unknown_scopes_are_dropped_and_admin_needs_an_admin(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -124,6 +128,7 @@ async def test_unknown_scopes_are_dropped_and_admin_needs_an_admin(
     REDIRECT_URI + "?next=/",
     REDIRECT_URI.replace("https", "http"),
 ], ids=["other-host", "trailing-slash", "extra-query", "http"])
+@sqlite_only
 async def test_a_redirect_uri_must_match_exactly_and_is_never_followed(
     redirect_uri: str, http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient
 ) -> None:
@@ -135,6 +140,7 @@ async def test_a_redirect_uri_must_match_exactly_and_is_never_followed(
     assert "not valid" in response.text and "Sign in" not in response.text
 
 
+@sqlite_only
 async def test_an_unknown_client_gets_an_error_page(http: httpx.AsyncClient, web_app: RegisteredClient) -> None:
     query = urlencode({"response_type": "code", "client_id": "nobody", "redirect_uri": REDIRECT_URI,
                        "code_challenge": create_s256_code_challenge(generate_token(48)),
@@ -151,12 +157,14 @@ async def _authorize_error(http: httpx.AsyncClient, client_id: str, **params: st
     return query_of(response.headers["location"])
 
 
+@sqlite_only
 async def test_pkce_is_required(http: httpx.AsyncClient, web_app: RegisteredClient) -> None:
     error = await _authorize_error(http, web_app.client_id)
     assert error["error"] == "invalid_request" and error["state"] == "xyz"
     assert "code_challenge" in error["error_description"]
 
 
+@sqlite_only
 async def test_plain_pkce_is_refused(http: httpx.AsyncClient, web_app: RegisteredClient) -> None:
     verifier = generate_token(48)
     for method in ({"code_challenge_method": "plain"}, {}):  # no method means plain (RFC 7636 §4.3)
@@ -165,6 +173,7 @@ async def test_plain_pkce_is_refused(http: httpx.AsyncClient, web_app: Registere
         assert "S256" in error["error_description"]
 
 
+@sqlite_only
 async def test_denying_consent_returns_access_denied(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -190,6 +199,7 @@ async def _token_error(oauth: AsyncOAuth2Client, **kwargs: object) -> OAuthError
     return caught.value
 
 
+@sqlite_only
 async def test_the_code_verifier_must_match(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -203,6 +213,7 @@ async def test_the_code_verifier_must_match(
     assert token["access_token"]
 
 
+@sqlite_only
 async def test_the_redirect_uri_must_match_the_authorization_request(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -242,6 +253,7 @@ async def test_an_expired_code_is_refused(
     assert error.error == "invalid_grant"
 
 
+@sqlite_only
 async def test_codes_live_at_most_a_minute(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     sessions: Sessions,
@@ -252,6 +264,7 @@ async def test_codes_live_at_most_a_minute(
     assert timedelta(0) < row.expires_at - utcnow() <= timedelta(seconds=60)
 
 
+@sqlite_only
 async def test_a_code_is_bound_to_its_client(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     sessions: Sessions,
@@ -269,6 +282,7 @@ async def test_a_code_is_bound_to_its_client(
 # --- the sign-in form ---------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_the_sign_in_page_is_a_plain_form_under_a_strict_csp(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient
 ) -> None:
@@ -284,6 +298,7 @@ async def test_the_sign_in_page_is_a_plain_form_under_a_strict_csp(
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
+@sqlite_only
 async def test_a_form_without_the_csrf_token_is_refused(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -300,6 +315,7 @@ async def test_a_form_without_the_csrf_token_is_refused(
     assert response.status_code == 400 and "location" not in response.headers
 
 
+@sqlite_only
 async def test_a_wrong_password_is_refused(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -319,6 +335,7 @@ async def _failed_logins(http: httpx.AsyncClient, url: str, email: str, count: i
     return response
 
 
+@sqlite_only
 async def test_failed_sign_ins_are_limited_per_account(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -345,6 +362,7 @@ async def test_failed_sign_ins_are_limited_per_ip(
     assert blocked.status_code == 429
 
 
+@sqlite_only
 async def test_an_admin_can_grant_admin(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, sessions: Sessions
 ) -> None:
@@ -365,6 +383,7 @@ async def test_an_admin_can_grant_admin(
     assert "refresh_token" not in token  # the client is not registered for refresh tokens
 
 
+@sqlite_only
 async def test_signed_in_browsers_skip_the_password(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     sessions: Sessions,

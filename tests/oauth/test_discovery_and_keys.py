@@ -110,6 +110,7 @@ async def test_userinfo_without_a_token_is_a_bare_challenge(http: httpx.AsyncCli
     assert response.headers["www-authenticate"] == 'Bearer realm="tandem"'
 
 
+@sqlite_only
 async def test_an_expired_access_token_is_refused(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     app: Starlette,

@@ -22,6 +22,7 @@ from tests.oauth.conftest import (
     TOKEN,
     RegisteredClient,
     code_flow_tokens,
+    sqlite_only,
     viewer_status,
 )
 
@@ -40,6 +41,7 @@ async def test_every_refresh_rotates_the_refresh_token(
     assert await viewer_status(http, third["access_token"]) == (200, {"data": {"viewer": {"name": "Pat"}}})
 
 
+@sqlite_only
 async def test_a_refresh_may_narrow_the_scope_but_not_widen_it(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -73,6 +75,7 @@ async def test_a_reused_refresh_token_revokes_the_whole_family(
         assert status == 401 and body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
+@sqlite_only
 async def test_other_sessions_survive_a_reuse(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -86,6 +89,7 @@ async def test_other_sessions_survive_a_reuse(
     assert (await oauth.refresh_token(TOKEN, refresh_token=other["refresh_token"]))["access_token"]
 
 
+@sqlite_only
 async def test_refresh_tokens_are_bound_to_their_client(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     service: RegisteredClient,
@@ -96,6 +100,7 @@ async def test_refresh_tokens_are_bound_to_their_client(
     assert caught.value.error in ("invalid_grant", "unauthorized_client")
 
 
+@sqlite_only
 async def test_refresh_tokens_are_stored_hashed(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     sessions: Sessions,
@@ -110,6 +115,7 @@ async def test_refresh_tokens_are_stored_hashed(
 # --- revocation -------------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_a_revoked_access_token_stops_working_before_it_expires(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -138,6 +144,7 @@ async def test_revoking_a_refresh_token_ends_its_session(
         await oauth_client(web_app).refresh_token(TOKEN, refresh_token=token["refresh_token"])
 
 
+@sqlite_only
 async def test_revoking_an_unknown_token_is_not_an_error(
     oauth_client: OAuthClientFactory, web_app: RegisteredClient
 ) -> None:
@@ -145,6 +152,7 @@ async def test_revoking_an_unknown_token_is_not_an_error(
     assert response.status_code == 200  # RFC 7009 §2.2: invalid tokens do not cause an error
 
 
+@sqlite_only
 async def test_a_client_cannot_revoke_another_clients_token(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     service: RegisteredClient,
@@ -197,6 +205,7 @@ async def test_introspection_reports_active_tokens_and_forgets_revoked_ones(
         assert body == {"active": False}
 
 
+@sqlite_only
 async def test_public_clients_cannot_introspect(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User
 ) -> None:
@@ -205,6 +214,7 @@ async def test_public_clients_cannot_introspect(
     assert response.status_code in (400, 401) and response.json()["error"] == "invalid_client"
 
 
+@sqlite_only
 async def test_a_wrong_secret_cannot_introspect(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, service: RegisteredClient
 ) -> None:

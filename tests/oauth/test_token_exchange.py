@@ -40,6 +40,7 @@ from tests.oauth.conftest import (
     TOKEN_EXCHANGE,
     RegisteredClient,
     code_flow_tokens,
+    sqlite_only,
     viewer_status,
 )
 
@@ -155,6 +156,7 @@ async def test_an_existing_account_is_linked_only_for_a_verified_email(
     assert jwt.decode(token["access_token"], options={"verify_signature": False})["sub"] == str(local.id)
 
 
+@sqlite_only
 async def test_the_issuers_allowance_caps_the_scope(
     oauth_client: OAuthClientFactory, mobile_app: RegisteredClient, idp: IdentityProvider
 ) -> None:
@@ -183,6 +185,7 @@ def _forgeries(idp: IdentityProvider) -> dict[str, str]:
     }
 
 
+@sqlite_only
 async def test_forged_or_foreign_external_tokens_are_refused(
     oauth_client: OAuthClientFactory, mobile_app: RegisteredClient, idp: IdentityProvider, sessions: Sessions
 ) -> None:
@@ -194,6 +197,7 @@ async def test_forged_or_foreign_external_tokens_are_refused(
     assert await _user_count(sessions) == users
 
 
+@sqlite_only
 async def test_clients_without_the_grant_cannot_exchange(
     oauth_client: OAuthClientFactory, web_app: RegisteredClient, idp: IdentityProvider
 ) -> None:
@@ -201,6 +205,7 @@ async def test_clients_without_the_grant_cannot_exchange(
     assert error.error == "unauthorized_client"
 
 
+@sqlite_only
 async def test_malformed_exchange_requests_are_refused(
     oauth_client: OAuthClientFactory, mobile_app: RegisteredClient, idp: IdentityProvider
 ) -> None:
@@ -215,6 +220,7 @@ async def test_malformed_exchange_requests_are_refused(
 # --- Tandem → narrower Tandem -------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_a_tandem_token_can_be_narrowed(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
     service: RegisteredClient,
@@ -252,6 +258,7 @@ async def test_a_tandem_token_can_be_narrowed(
     assert error.error == "invalid_request"
 
 
+@sqlite_only
 async def test_a_forged_tandem_subject_token_is_refused(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, service: RegisteredClient, app: Starlette,
     alice: User,
@@ -267,6 +274,7 @@ async def test_a_forged_tandem_subject_token_is_refused(
 # --- external tokens directly at /graphql -----------------------------------------------------------------
 
 
+@sqlite_only
 async def test_a_configured_issuers_tokens_are_accepted_directly(
     http: httpx.AsyncClient, idp: IdentityProvider, direct_idp: IdentityProvider
 ) -> None:
