@@ -16,7 +16,14 @@ from auth.oauth import data, metadata, pages
 from auth.oauth.browser import BrowserSession, BrowserSessions, LoginThrottle
 from auth.oauth.grants import granted_scope, user_info
 from auth.oauth.models import Client, GrantUser
-from auth.oauth.server import OAuthResponse, PreparedRequest, RequestTooLarge, TandemAuthorizationServer, read_request
+from auth.oauth.server import (
+    MalformedRequest,
+    OAuthResponse,
+    PreparedRequest,
+    RequestTooLarge,
+    TandemAuthorizationServer,
+    read_request,
+)
 from auth.passwords import verify_password_or_dummy
 from auth.viewer import bearer_token
 from db.models import User
@@ -58,6 +65,9 @@ class OAuthHTTP:
             return await read_request(request, self.issuer, with_query=with_query)
         except RequestTooLarge:
             return JSONResponse({"error": "invalid_request", "error_description": "The request is too large."}, 413)
+        except MalformedRequest as exc:
+            return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, 400,
+                                headers={"Cache-Control": "no-store"})
 
     async def token(self, request: Request) -> Response:
         prepared = await self._prepared(request)
@@ -110,7 +120,8 @@ class OAuthHTTP:
     async def authorize(self, request: Request) -> Response:
         prepared = await self._prepared(request, with_query=True)
         if isinstance(prepared, Response):
-            return pages.error_page("Request too large", "The request is too large.", 413)
+            return pages.error_page("This sign-in link is not valid", "The authorization request is malformed.",
+                                    prepared.status_code)
         browser = await self.browser.load(request)
         user = await data.user_by_id(self.server.sessions, browser.user_id) if browser.user_id else None
         # Validate the authorization request first: a bad client or redirect_uri never gets a sign-in page.

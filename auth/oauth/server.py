@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterable
@@ -45,6 +46,30 @@ class RequestTooLarge(Exception):
     pass
 
 
+class MalformedRequest(Exception):
+    """A protocol parameter outside its grammar (RFC 6749 Appendix A), refused before authlib sees it."""
+
+
+# RFC 6749 Appendix A: protocol parameters are printable ASCII; response_type is narrower still (and
+# authlib echoes it into an error description, which raises on anything else).
+_VSCHAR = re.compile(r"[\x20-\x7e]*")
+_RESPONSE_TYPE = re.compile(r"[A-Za-z0-9_ ]*")
+PROTOCOL_PARAMETERS = frozenset({
+    "response_type", "client_id", "client_secret", "redirect_uri", "scope", "state", "code", "grant_type",
+    "refresh_token", "code_verifier", "code_challenge", "code_challenge_method", "token", "token_type_hint",
+    "nonce", "prompt", "subject_token", "subject_token_type", "actor_token", "actor_token_type",
+    "requested_token_type", "audience", "resource",
+})
+
+
+def _check_grammar(params: list[tuple[str, str]]) -> None:
+    for name, value in params:
+        if name == "response_type" and not _RESPONSE_TYPE.fullmatch(value):
+            raise MalformedRequest("'response_type' is malformed.")
+        if name in PROTOCOL_PARAMETERS and not _VSCHAR.fullmatch(value):
+            raise MalformedRequest(f"'{name}' must be printable ASCII.")
+
+
 @dataclass(frozen=True)
 class PreparedRequest:
     """Everything authlib reads of an HTTP request, read up front so the worker thread never awaits."""
@@ -69,6 +94,7 @@ async def read_request(request: Request, public_base: str, *, with_query: bool) 
         if request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM:
             form = await request.form(max_files=0, max_fields=100)
             params += [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+    _check_grammar(params)
     query = f"?{request.url.query}" if request.url.query else ""
     return PreparedRequest(request.method, public_base.rstrip("/") + request.url.path + query, request.headers, params)
 

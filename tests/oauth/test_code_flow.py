@@ -392,3 +392,24 @@ async def test_signed_in_browsers_skip_the_password(
     second = await http.get(start_code_flow(_pkce_client(oauth_client, web_app)).url)
     assert "Allow" in second.text and 'name="password"' not in second.text
     assert await make_user(sessions)  # unrelated users change nothing
+
+
+# --- malformed requests: refused, never a 500 -----------------------------------------------------------
+
+
+@sqlite_only
+async def test_malformed_protocol_parameters_are_refused(http: httpx.AsyncClient, web_app: RegisteredClient) -> None:
+    import base64
+
+    for response_type in ('code"\\', "code\x00", "cöde"):
+        page = await http.get(AUTHORIZE, params={"response_type": response_type, "client_id": web_app.client_id})
+        assert page.status_code == 400 and "malformed" in page.text
+    token = await http.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": "é"})
+    assert token.status_code == 400 and token.json()["error"] == "invalid_request"
+    not_utf8 = base64.b64encode(b"\xff\xfe:\xfd").decode()
+    basic = await http.post(TOKEN, data={"grant_type": "client_credentials"},
+                            headers={"Authorization": f"Basic {not_utf8}"})
+    assert basic.status_code in (400, 401) and basic.json()["error"] == "invalid_client"
+    huge = await http.post(TOKEN, content=b"a=" + b"b" * 70_000,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413
