@@ -119,6 +119,8 @@ class ExternalIssuers:
             raise InvalidToken("The token has expired.") from None
         except jwt.PyJWTError:
             raise InvalidToken("The token is invalid.") from None
+        if any("\x00" in str(claims.get(name, "")) for name in ("sub", "email", "name")):
+            raise InvalidToken("The token's claims contain NUL characters.")
         return ExternalClaims(
             issuer=config.issuer,
             subject=str(claims["sub"]),

@@ -180,7 +180,8 @@ class OAuthHTTP:
             return self._page(grant, client, browser, None, username=username, status=429,
                               error=f"Too many failed sign-ins. Try again in {max(1, retry_after // 60)} minute(s).",
                               headers={"Retry-After": str(retry_after)})
-        user = await user_by_email(self.server.sessions, username) if username else None
+        # PostgreSQL text cannot hold NUL: such a name matches nobody, without asking the database.
+        user = await user_by_email(self.server.sessions, username) if username and "\x00" not in username else None
         # Verified even for an unknown email (against a dummy hash): the timing tells nothing.
         valid = await anyio.to_thread.run_sync(verify_password_or_dummy, user.password_hash if user else None, password)
         if user is None or not valid:

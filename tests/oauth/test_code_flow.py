@@ -413,3 +413,13 @@ async def test_malformed_protocol_parameters_are_refused(http: httpx.AsyncClient
     huge = await http.post(TOKEN, content=b"a=" + b"b" * 70_000,
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert huge.status_code == 413
+
+
+async def test_a_nul_in_the_username_is_just_a_failed_sign_in(
+    http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient
+) -> None:
+    url = start_code_flow(_pkce_client(oauth_client, web_app)).url
+    page = await http.get(url)
+    response = await http.post(url, data={"csrf_token": csrf_of(page), "action": "login",
+                                          "username": "pat\x00@example.test", "password": "x"})
+    assert response.status_code == 400 and "not right" in response.text

@@ -181,6 +181,7 @@ def _forgeries(idp: IdentityProvider) -> dict[str, str]:
                             algorithm="HS256", headers={"kid": idp.kid}),
         "unknown-issuer": IdentityProvider("https://elsewhere.example.test").token(),
         "no-email": idp.token(sub="someone-new", email=None),
+        "nul-in-claims": idp.token(sub="nul\x00sub", email="nul\x00@acme.test"),
         "garbage": "not-a-jwt",
     }
 
