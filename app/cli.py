@@ -51,12 +51,72 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
-    from app.seed import DEMO_EMAIL, DEMO_PASSWORD, seed
+    from app.seed import DEMO_EMAIL, DEMO_PASSWORD, ensure_demo_client, seed
 
     _, created = _with_sessions(settings, seed)
+    _with_sessions(settings, lambda s: ensure_demo_client(s, settings.issuer, settings.graphiql_client_id))
     print("Demo data created." if created else "Demo data already present.")
-    print(f"Sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}.")
-    print(f"Get a token:  .venv/bin/tandem token --email {DEMO_EMAIL}")
+    graphiql = f"{settings.issuer.rstrip('/')}/graphql"
+    print(f"Open {graphiql}, press \"Sign in\" and sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}.")
+    print(f"Or mint a token:  .venv/bin/tandem token --email {DEMO_EMAIL}")
+    return 0
+
+
+def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from auth.keys import KeyStore, add_key, retire_keys
+    from auth.tokens import LEEWAY_SECONDS
+
+    KeyStore.load_or_create(settings.keys_dir)  # a first key to rotate from, on a fresh install
+    key = add_key(settings.keys_dir)
+    # Tokens (access and ID) live access_token_ttl_seconds; twice that, plus clock leeway, is safe.
+    retired = retire_keys(settings.keys_dir, older_than_seconds=2 * settings.access_token_ttl_seconds + LEEWAY_SECONDS)
+    if args.json:
+        print(json.dumps({"kid": key.kid, "retired": retired}))
+    else:
+        print(f"New signing key {key.kid}; running servers sign with it from their next token on.")
+        for kid in retired:
+            print(f"Retired key {kid}: every token it signed has expired.")
+    return 0
+
+
+def cmd_client_create(settings: Settings, args: argparse.Namespace) -> int:
+    from auth import scopes
+    from auth.oauth.data import create_client
+    from auth.oauth.models import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, GRANT_TYPES, REFRESH_TOKEN, TOKEN_EXCHANGE
+
+    wanted = set(args.scope or [])
+    unknown = wanted - scopes.ALL
+    if unknown:
+        return _fail(f"Unknown scope(s): {', '.join(sorted(unknown))}. Known: {', '.join(sorted(scopes.ALL))}.",
+                     args.json)
+    redirect_uris = args.redirect_uri or []
+    bad = [uri for uri in redirect_uris if not uri.startswith(("https://", "http://")) and ":/" not in uri]
+    if bad or any("#" in uri for uri in redirect_uris):
+        return _fail("Redirect URIs must be absolute, without a fragment.", args.json)
+    grant_types = args.grant_type or (
+        ([AUTHORIZATION_CODE, REFRESH_TOKEN] if redirect_uris else [])
+        + ([CLIENT_CREDENTIALS, TOKEN_EXCHANGE] if args.confidential else [])
+    )
+    if set(grant_types) - set(GRANT_TYPES):
+        return _fail(f"Grant types are {', '.join(GRANT_TYPES)}.", args.json)
+    if AUTHORIZATION_CODE in grant_types and not redirect_uris:
+        return _fail("The authorization code grant needs at least one --redirect-uri.", args.json)
+    if CLIENT_CREDENTIALS in grant_types and not args.confidential:
+        return _fail("Only --confidential clients may use client credentials.", args.json)
+    client, secret = _with_sessions(settings, lambda sessions: create_client(
+        sessions, name=args.name, redirect_uris=redirect_uris, scope=sorted(wanted), grant_types=grant_types,
+        confidential=args.confidential, trusted_documents_only=args.trusted_documents_only,
+    ))
+    result = {"client_id": client.client_id, "client_secret": secret, "name": client.name,
+              "redirect_uris": redirect_uris, "grant_types": grant_types, "scope": client.scope,
+              "trusted_documents_only": client.trusted_documents_only}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"Created {'confidential' if args.confidential else 'public'} client {client.name}.")
+        print(f"client_id:     {client.client_id}")
+        if secret:
+            print(f"client_secret: {secret}   (shown once: only its hash is stored)")
     return 0
 
 
@@ -139,6 +199,27 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", action="append", help="repeat for several; default: all scopes")
     token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     token.set_defaults(run=cmd_token)
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
+    rotate = keys.add_parser("rotate", help="add a new signing key and retire keys whose tokens have all expired")
+    rotate.add_argument("--json", action="store_true", help="print the result as JSON")
+    rotate.set_defaults(run=cmd_keys_rotate)
+
+    client = commands.add_parser("client", help="OAuth clients").add_subparsers(dest="client_command", required=True)
+    client_create = client.add_parser("create", help="register an OAuth client")
+    client_create.add_argument("--name", required=True)
+    client_create.add_argument("--redirect-uri", action="append", help="repeat for several; matched exactly")
+    kind = client_create.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--public", action="store_false", dest="confidential",
+                      help="a browser or mobile app: no secret, PKCE only")
+    kind.add_argument("--confidential", action="store_true", dest="confidential",
+                      help="a server or service: gets a secret")
+    client_create.add_argument("--scope", action="append", help="the most the client may ask for; repeat for several")
+    client_create.add_argument("--grant-type", action="append", help="default: by kind and redirect URIs")
+    client_create.add_argument("--trusted-documents-only", action="store_true",
+                               help="the client may only send trusted (persisted) documents")
+    client_create.add_argument("--json", action="store_true", help="print the result as JSON")
+    client_create.set_defaults(run=cmd_client_create)
 
     schema_parser = commands.add_parser("schema", help="the GraphQL schema")
     schema = schema_parser.add_subparsers(dest="schema_command", required=True)

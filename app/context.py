@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import re
-
-from auth.tokens import InvalidToken, TokenService
+from auth.authenticate import Authenticator
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from loaders import Loaders
-from resolvers.context import Context, Limits, Viewer
+from resolvers.context import Context, Limits, SessionRevoker, Viewer
 from resolvers.errors import Unauthenticated
 
-# ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
-_USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
-
-
-def user_id_of(subject: str) -> int:
-    if not _USER_SUBJECT.fullmatch(subject) or int(subject) > 2**31 - 1:
-        raise Unauthenticated("The access token does not name a user.")
-    return int(subject)
+SERVICE_ROLE = "service"
 
 
 class ContextFactory:
-    def __init__(self, sessions: Sessions, tokens: TokenService, limits: Limits) -> None:
+    def __init__(
+        self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
+        revoke_sessions: SessionRevoker | None = None,
+    ) -> None:
         self.sessions = sessions
-        self.tokens = tokens
+        self.authenticator = authenticator
         self.limits = limits
+        self.revoke_sessions = revoke_sessions
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
         token = bearer_token(authorization)
         if token is None:
-            return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits)
-        try:
-            claims = self.tokens.verify(token)
-        except InvalidToken as exc:
-            raise Unauthenticated(str(exc)) from None
-        user_id = user_id_of(claims.subject)
-        loaders = Loaders(self.sessions, user_id)
-        user = await loaders.users.by_id.load(user_id)  # primes the loader for `viewer`
+            return self._context(Loaders(self.sessions, None), None, request_id)
+        identity = await self.authenticator.identify(token)
+        loaders = Loaders(self.sessions, identity.user_id)
+        if identity.user_id is None:
+            viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
+                            trusted_documents_only=identity.trusted_documents_only)
+            return self._context(loaders, viewer, request_id)
+        user = await loaders.users.by_id.load(identity.user_id)  # primes the loader for `viewer`
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
-        viewer = Viewer(user.id, claims.scopes, user.role, claims.client_id, claims.token_id)
-        return Context(self.sessions, loaders, viewer, request_id, self.limits)
+        viewer = Viewer(user.id, identity.scopes, user.role, identity.client_id, identity.token_id,
+                        identity.session_id, identity.trusted_documents_only)
+        return self._context(loaders, viewer, request_id)
+
+    def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:
+        return Context(self.sessions, loaders, viewer, request_id, self.limits, revoke_sessions=self.revoke_sessions)

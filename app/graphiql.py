@@ -64,13 +64,16 @@ def node_modules_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "node_modules"
 
 
-def graphiql_page(endpoint: str = "/graphql", assets_prefix: str = "/graphiql") -> HTMLResponse:
+def graphiql_page(
+    endpoint: str = "/graphql", assets_prefix: str = "/graphiql", oauth_client_id: str | None = None
+) -> HTMLResponse:
     """The GraphiQL HTML page, with `GRAPHIQL_CSP` as its Content-Security-Policy.
 
-    `endpoint` reaches the bootstrap through `data-endpoint` on the root element, because the
-    policy allows no inline script to hand it over.
+    `endpoint` and the OAuth client GraphiQL signs in with reach the bootstrap through `data-*`
+    attributes on the root element, because the policy allows no inline script to hand them over.
     """
     endpoint_attr = html.escape(endpoint, quote=True)
+    client_attr = html.escape(oauth_client_id or "", quote=True)
     prefix = html.escape(assets_prefix.rstrip("/"), quote=True)
     body = f"""<!doctype html>
 <html lang="en">
@@ -86,7 +89,12 @@ def graphiql_page(endpoint: str = "/graphql", assets_prefix: str = "/graphiql") 
 <script src="{prefix}/tandem-graphiql.js" defer></script>
 </head>
 <body>
-<div id="graphiql" data-endpoint="{endpoint_attr}">Loading GraphiQL…</div>
+<header id="tandem-auth" hidden>
+<span id="tandem-auth-status"></span>
+<button type="button" id="tandem-sign-in" hidden>Sign in</button>
+<button type="button" id="tandem-sign-out" hidden>Sign out</button>
+</header>
+<div id="graphiql" data-endpoint="{endpoint_attr}" data-oauth-client-id="{client_attr}">Loading GraphiQL…</div>
 <noscript>GraphiQL needs JavaScript. The API itself answers POST {endpoint_attr}.</noscript>
 </body>
 </html>

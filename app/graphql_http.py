@@ -28,6 +28,7 @@ from app.http_cache import cache_get_response
 from app.metrics import Metrics
 from app.persisted import PersistedQueries
 from app.request_id import current_request_id
+from auth.authenticate import bearer_challenge
 from persisted_queries.document_cache import DOCUMENT_HASH
 from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
@@ -80,6 +81,10 @@ def _json_field(value: Any, name: str, kind: type) -> Any:
     if value is None or isinstance(value, kind):
         return value
     raise RequestError(400, f"`{name}` must be a {'string' if kind is str else 'JSON object'}.")
+
+
+def _code(error: GraphQLError) -> str:
+    return str((error.extensions or {}).get("code", "UNKNOWN"))
 
 
 def _decode_json_param(value: str | None, name: str) -> Any:
@@ -183,7 +188,7 @@ class GraphQLHTTP:
             context = await self.context_factory(request.headers.get("authorization"), request_id)
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
-                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+                               headers={"WWW-Authenticate": bearer_challenge("invalid_token", exc.message)}) from None
         operation = await self._resolve_operation(params, context)
         try:
             result = await self.schema.execute(
@@ -200,6 +205,10 @@ class GraphQLHTTP:
         executed = _executed(result)
         await self.persisted.after_execution(operation, executed=executed)
         response = self._result(result, media_type, context.extras.get("response_headers"))
+        if context.viewer is None and any(_code(error) == "UNAUTHENTICATED" for error in result.errors or []):
+            # RFC 6750 §3.1: the request carried no token but needs one; no error code, just the challenge.
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = bearer_challenge()
         if request.method == "GET":
             return cache_get_response(request, response, has_errors=bool(result.errors), max_age=self.get_max_age)
         return response
@@ -219,7 +228,7 @@ class GraphQLHTTP:
         if errors:
             body["errors"] = [error.formatted for error in errors]
             for error in errors:
-                self.metrics.graphql_errors.labels((error.extensions or {}).get("code", "UNKNOWN")).inc()
+                self.metrics.graphql_errors.labels(_code(error)).inc()
         executed = _executed(result)
         if executed:
             body["data"] = result.data

@@ -22,7 +22,15 @@ from app.middleware import RequestIdAndMetrics, SecurityHeaders
 from app.persisted import PersistedQueries
 from app.settings import Settings
 from app.tracing import tracing_extensions
+from auth.authenticate import Authenticator
+from auth.external import ExternalIssuers
 from auth.keys import KeyStore
+from auth.oauth.browser import BrowserSessions, LoginThrottle
+from auth.oauth.routes import OAuthHTTP
+from auth.oauth.server import ServerConfig
+from auth.oauth.setup import authorization_server
+from auth.revocation import RevocationList
+from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
@@ -42,6 +50,20 @@ def create_app(settings: Settings) -> Starlette:
     sessions = make_sessions(engine)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     tokens = token_service(settings)
+    store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
+    revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds)
+    external = ExternalIssuers(settings.trusted_issuers)
+    authenticator = Authenticator(sessions, tokens, revocations, external)
+    oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(
+        issuer=settings.issuer,
+        audience=settings.audience,
+        access_token_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
+        authorization_code_ttl_seconds=settings.authorization_code_ttl_seconds,
+        exchange_audiences=tuple(settings.exchange_audiences),
+    ))
+    oauth = OAuthHTTP(oauth_server, authenticator, BrowserSessions(
+        store, secure_cookies=settings.issuer.startswith("https://")), LoginThrottle(store))
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
     persisted = PersistedQueries(settings, redis, metrics)
@@ -52,16 +74,18 @@ def create_app(settings: Settings) -> Starlette:
     ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, tokens, limits),
+        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions),
         metrics,
         persisted,
         max_body_bytes=settings.max_body_bytes,
-        graphiql=graphiql_page if settings.graphiql_enabled else None,
+        graphiql=(lambda: graphiql_page(oauth_client_id=settings.graphiql_client_id))
+        if settings.graphiql_enabled else None,
         get_max_age=settings.get_cache_max_age_seconds,
     )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
+        *oauth.routes(),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *health.routes(sessions, redis),
     ]
@@ -101,6 +125,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.tokens = tokens
+    app.state.oauth = oauth_server
+    app.state.revocations = revocations
     app.state.schema = schema
     app.state.persisted = persisted
     return app

@@ -47,10 +47,7 @@ class PersistedQueries:
             RedisAPQStore(redis, settings.apq_max_entries) if redis else MemoryAPQStore(settings.apq_max_entries)
         )
         self.usage: UsageLog = RedisUsageLog(redis) if redis else MemoryUsageLog()
-        self.policy = TrustedDocumentPolicy.of(
-            settings.trusted_documents_only_clients,
-            require_for_anonymous=settings.require_trusted_documents_for_anonymous,
-        )
+        self.policy = TrustedDocumentPolicy(require_for_anonymous=settings.require_trusted_documents_for_anonymous)
         self.resolver = OperationResolver(
             self.trusted, self.apq, max_query_bytes=settings.apq_max_query_bytes,
             count=lambda store, result: metrics.persisted_lookups.labels(store, result).inc(),
@@ -64,7 +61,7 @@ class PersistedQueries:
     async def resolve(self, params: Mapping[str, Any], viewer: Viewer | None) -> ResolvedOperation:
         """The text to run for this request; `PersistedQueryError` when there is none it may run."""
         trusted_only = self.policy.requires_trusted(
-            anonymous=viewer is None, client_id=viewer.client_id if viewer else None
+            anonymous=viewer is None, client_flag=viewer is not None and viewer.trusted_documents_only
         )
         return await self.resolver.resolve(params, trusted_only=trusted_only)
 

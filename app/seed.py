@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from auth import scopes
+from auth.oauth.data import client_by_id, create_client
+from auth.oauth.models import AUTHORIZATION_CODE, REFRESH_TOKEN
 from auth.passwords import hash_password
 from db.engine import Sessions
 from db.models import (
@@ -18,13 +22,41 @@ from db.models import (
     User,
     utcnow,
 )
+from db.oauth import OAuthClient, as_list
 from resolvers.users import create_user, user_by_email
 
 DEMO_EMAIL = "demo@tandem.local"
 DEMO_PASSWORD = "tandem-demo"
 TEAMMATE_EMAIL = "sam@tandem.local"
-# A placeholder until the OAuth server exists: the client id that local tools and GraphiQL use.
+# The public OAuth client GraphiQL signs in with (`Settings.graphiql_client_id`).
 DEMO_CLIENT_ID = "tandem-demo"
+
+
+def graphiql_redirect_uris(issuer: str) -> list[str]:
+    """GraphiQL's own page is its redirect URI; on loopback, under both names people type."""
+    parts = urlsplit(issuer.rstrip("/"))
+    uris = [urlunsplit((parts.scheme, parts.netloc, parts.path + "/graphql", "", ""))]
+    aliases = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+    if parts.hostname in aliases:
+        netloc = aliases[parts.hostname] + (f":{parts.port}" if parts.port else "")
+        uris.append(urlunsplit((parts.scheme, netloc, parts.path + "/graphql", "", "")))
+    return uris
+
+
+async def ensure_demo_client(sessions: Sessions, issuer: str, client_id: str = DEMO_CLIENT_ID) -> bool:
+    """The GraphiQL client, public (PKCE, no secret); returns whether it was created. Idempotent."""
+    redirect_uris = graphiql_redirect_uris(issuer)
+    existing = await client_by_id(sessions, client_id)
+    if existing is None:
+        await create_client(sessions, name="Tandem GraphiQL", redirect_uris=redirect_uris, scope=sorted(scopes.ALL),
+                            grant_types=[AUTHORIZATION_CODE, REFRESH_TOKEN], confidential=False, client_id=client_id)
+        return True
+    missing = [uri for uri in redirect_uris if uri not in as_list(existing.redirect_uris)]
+    if missing:  # the issuer moved (another port): GraphiQL there must be able to sign in too
+        async with sessions.begin() as session:
+            await session.execute(update(OAuthClient).where(OAuthClient.client_id == client_id)
+                                  .values(redirect_uris=[*as_list(existing.redirect_uris), *missing]))
+    return False
 
 
 async def seed(sessions: Sessions) -> tuple[User, bool]:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth.external import TrustedIssuer
+
 VAR_DIR = Path("var")
 
 
@@ -25,6 +27,14 @@ class Settings(BaseSettings):
     audience: str = "tandem"
     keys_dir: Path = VAR_DIR / "keys"
     access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    authorization_code_ttl_seconds: int = Field(default=60, ge=1, le=60)
+    # External identity providers whose tokens are accepted (JSON array; see auth/external.py).
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    # Downstream services a Tandem token may be exchanged into (RFC 8693 `audience`), comma-separated.
+    exchange_audiences: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The public OAuth client that GraphiQL signs in with (`tandem seed` creates it).
+    graphiql_client_id: str = "tandem-demo"
     # NoDecode: the environment gives a comma-separated list, not JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_page_size: int = 20
@@ -45,12 +55,10 @@ class Settings(BaseSettings):
     apq_max_query_bytes: int = 16_384
     # Parsed documents cached per process, bounded by their total source length (an AST takes ~100x).
     document_cache_max_chars: int = 500_000
-    # Until OAuth clients carry their own flag: client ids that may run trusted documents only.
-    trusted_documents_only_clients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     require_trusted_documents_for_anonymous: bool = False
     get_cache_max_age_seconds: int = 60
 
-    @field_validator("cors_origins", "trusted_documents_only_clients", mode="before")
+    @field_validator("cors_origins", "exchange_audiences", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         # From the environment: a comma-separated list, or a JSON array.

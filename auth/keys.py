@@ -3,12 +3,18 @@
 Each key's file name is its `kid`, `<sequence>-<random>`: the highest sequence signs, and older keys
 stay published to verify the tokens they signed until those expire. A sequence rather than a
 timestamp, so a clock that steps back (or a host whose clock runs ahead) cannot reorder keys.
+
+A running server notices a key added by `tandem keys rotate` (or by another host sharing the
+directory) by the directory's modification time, and from then on signs with it; `retire_keys`
+deletes keys whose successor has signed for longer than any token lives.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +37,14 @@ class SigningKey:
 
 
 class KeyStore:
-    def __init__(self, keys: list[SigningKey]) -> None:
+    def __init__(self, keys: list[SigningKey], directory: Path | None = None) -> None:
         if not keys:
             raise ValueError("a key store needs at least one key")
+        self._use(keys)
+        self._directory = directory
+        self._seen = _mtime(directory) if directory else 0
+
+    def _use(self, keys: list[SigningKey]) -> None:
         self._keys = sorted(keys, key=lambda key: (sequence_of(key.kid), key.kid))
         self._by_kid = {key.kid: key for key in self._keys}
 
@@ -43,17 +54,36 @@ class KeyStore:
         directory.mkdir(parents=True, exist_ok=True)
         if not list(directory.glob("*.pem")):
             add_key(directory)
-        return cls([_read(path) for path in directory.glob("*.pem")])
+        return cls(_read_all(directory), directory)
+
+    def refresh(self) -> None:
+        """Reload the keys if the directory changed since they were read (one stat when it did not)."""
+        if self._directory is None:
+            return
+        mtime = _mtime(self._directory)
+        if mtime != self._seen:
+            try:
+                keys = _read_all(self._directory)
+            except (OSError, ValueError):
+                return  # mid-change (a key being retired): keep signing with what we have, look again later
+            if keys:
+                self._use(keys)
+            self._seen = mtime
 
     @property
     def signing_key(self) -> SigningKey:
+        self.refresh()
         return self._keys[-1]
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         key = self._by_kid.get(kid)
+        if key is None:
+            self.refresh()  # signed by a key another host or `keys rotate` just added?
+            key = self._by_kid.get(kid)
         return key.private_key.public_key() if key else None
 
     def jwks(self) -> dict[str, Any]:
+        self.refresh()
         return {"keys": [key.public_jwk() for key in self._keys]}
 
 
@@ -72,11 +102,40 @@ def add_key(directory: Path) -> SigningKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     path = directory / f"{kid}.pem"
+    partial = directory / f"{kid}.partial"
     # Written with owner-only permissions from the start: a private key is never world-readable.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(pem)
+    os.replace(partial, path)  # a running server reading the directory never sees half a key
     return SigningKey(kid, private_key)
+
+
+def retire_keys(directory: Path, *, older_than_seconds: int) -> list[str]:
+    """Delete keys superseded more than `older_than_seconds` ago (every token they signed has expired).
+
+    A key is superseded when its successor is created; the successor's file time says when. The
+    newest key is never deleted.
+    """
+    paths = sorted(directory.glob("*.pem"), key=lambda path: (sequence_of(path.stem), path.stem))
+    now = time.time()
+    retired = []
+    for path, successor in itertools.pairwise(paths):
+        if now - successor.stat().st_mtime > older_than_seconds:
+            path.unlink()
+            retired.append(path.stem)
+    return retired
+
+
+def _mtime(directory: Path) -> int:
+    try:
+        return directory.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def _read_all(directory: Path) -> list[SigningKey]:
+    return [_read(path) for path in directory.glob("*.pem")]
 
 
 def _read(path: Path) -> SigningKey:

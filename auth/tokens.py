@@ -17,6 +17,9 @@ import jwt
 from auth.keys import ALGORITHM, KeyStore
 
 LEEWAY_SECONDS = 30
+# Private claim: the token's client may run only trusted (persisted) documents. Carried in the token,
+# so no request needs to look the client up; a changed flag applies from the next token on.
+TRUSTED_DOCUMENTS_ONLY = "trusted_documents_only"
 
 
 class InvalidToken(Exception):
@@ -31,6 +34,16 @@ class AccessClaims:
     token_id: str
     expires_at: int
     raw: dict[str, Any]
+
+    @property
+    def session_id(self) -> str | None:
+        """The grant (token family) this token was issued under; absent for client-credentials tokens."""
+        sid = self.raw.get("sid")
+        return sid if isinstance(sid, str) else None
+
+    @property
+    def trusted_documents_only(self) -> bool:
+        return self.raw.get(TRUSTED_DOCUMENTS_ONLY) is True
 
 
 class TokenService:
@@ -67,7 +80,8 @@ class TokenService:
         key = self.keys.signing_key
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "at+jwt"})
 
-    def verify(self, token: str) -> AccessClaims:
+    def verify(self, token: str, *, audiences: Iterable[str] | None = None) -> AccessClaims:
+        """The token's claims if we issued it for `audiences` (default: our own API) and it is still valid."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -85,7 +99,7 @@ class TokenService:
                 token,
                 public_key,
                 algorithms=[ALGORITHM],
-                audience=self.audience,
+                audience=list(audiences) if audiences is not None else self.audience,
                 issuer=self.issuer,
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},

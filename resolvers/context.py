@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from db.engine import Sessions
 from resolvers.errors import Forbidden, Unauthenticated
@@ -14,20 +14,37 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """The authenticated caller: a user (possibly through an OAuth client) with the token's scopes."""
+    """The authenticated caller with the token's scopes: a user (through an OAuth client), or a
+    service client acting for itself (client-credentials grant: `user_id` None, `client_id` set)."""
 
     user_id: int | None
     scopes: frozenset[str]
     role: str = "member"
     client_id: str | None = None
     token_id: str | None = None
+    # The OAuth session (token family) the token belongs to; None for service clients.
+    session_id: str | None = None
+    # The OAuth client may run only trusted (persisted) documents.
+    trusted_documents_only: bool = False
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 
     @property
+    def is_service(self) -> bool:
+        return self.user_id is None
+
+    @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        # Admin powers need the `admin` scope, and for a user also an admin account: a member's token
+        # never becomes an admin's, and an admin's everyday token need not carry admin powers.
+        return "admin" in self.scopes and (self.role == "admin" or self.is_service)
+
+
+class SessionRevoker(Protocol):
+    """Ends a user's OAuth sessions (refresh tokens and their access tokens), except `keep`."""
+
+    async def __call__(self, user_id: int, *, keep: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +63,8 @@ class Context:
     limits: Limits = field(default_factory=Limits)
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
+    # Provided by the auth layer, which owns sessions; None where nothing can be revoked.
+    revoke_sessions: SessionRevoker | None = None
 
     def require_user(self) -> int:
         """The viewer's user id, or `Unauthenticated` (anonymous) / `Forbidden` (a service client)."""

@@ -21,7 +21,9 @@ async def viewer_user(ctx: Context) -> User | None:
 
 
 async def visible_user(ctx: Context, user_id: int) -> User:
-    ctx.require_user()
+    # The team directory is open to users; of service clients, only admin ones may look people up.
+    if ctx.viewer is None or not ctx.viewer.is_admin:
+        ctx.require_user()
     user = await ctx.loaders.users.by_id.load(user_id)
     if user is None:
         raise NotFound("User not found.")

@@ -17,11 +17,11 @@ from schema.documents import DocumentMutations
 from schema.errors import shape_errors
 from schema.query import Query
 from schema.tasks import TaskMutations
-from schema.users import UserMutations
+from schema.users import AccountMutations, UserMutations
 
 
 @strawberry.type
-class Mutation(TaskMutations, DocumentMutations, UserMutations):
+class Mutation(TaskMutations, DocumentMutations, UserMutations, AccountMutations):
     pass
 
 

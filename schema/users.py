@@ -1,4 +1,4 @@
-"""The `User` type and the viewer's own profile mutation."""
+"""The `User` type, registration, and the viewer's own profile and password mutations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import strawberry
 from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
+import auth.accounts
 import resolvers.documents
 import resolvers.tasks
 import resolvers.users
@@ -97,3 +98,51 @@ class UserMutations:
         except BadUserInput as exc:
             return UpdateViewerPayload(user=None, user_errors=[UserError.from_exception(exc)])
         return UpdateViewerPayload(user=user_type(info.context, row), user_errors=[])
+
+
+@strawberry.input
+class RegisterInput:
+    email: str
+    name: str
+    password: str
+
+
+@strawberry.type
+class RegisterPayload:
+    user: User | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
+@strawberry.type
+class ChangePasswordPayload:
+    user: User | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(description="Create an account with email and password; then sign in through OAuth.")
+    async def register(self, info: Info[Context, Any], input: RegisterInput) -> RegisterPayload:
+        try:
+            row = await auth.accounts.register(info.context.sessions, email=input.email, name=input.name,
+                                               password=input.password)
+        except BadUserInput as exc:
+            return RegisterPayload(user=None, user_errors=[UserError.from_exception(exc)])
+        return RegisterPayload(user=User.from_row(row, show_email=True), user_errors=[])
+
+    @strawberry.mutation(
+        description="Change your password; every other session is signed out (its refresh tokens stop working).",
+        extensions=[PermissionExtension([HasScope(scopes.PROFILE)])],
+    )
+    async def change_password(self, info: Info[Context, Any], input: ChangePasswordInput) -> ChangePasswordPayload:
+        try:
+            row = await auth.accounts.change_password(info.context, input.current_password, input.new_password)
+        except BadUserInput as exc:
+            return ChangePasswordPayload(user=None, user_errors=[UserError.from_exception(exc)])
+        return ChangePasswordPayload(user=user_type(info.context, row), user_errors=[])

@@ -180,7 +180,7 @@ def gql(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Gql:
         if as_user is not None:
             headers["Authorization"] = f"Bearer {token_for(as_user, scope)}"
         response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
-        assert response.status_code in (200, 400), response.text
+        assert response.status_code in (200, 400, 401), response.text
         body: dict[str, Any] = response.json()
         return body
 

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import db.oauth  # noqa: F401 - registers the OAuth tables on Base.metadata
 from db.engine import make_engine
 from db.models import Base
 

@@ -119,3 +119,63 @@ def test_schema_print(capsys: pytest.CaptureFixture[str]) -> None:
     assert "type Query {" in sdl
     assert "interface Node {" in sdl
     assert "type Mutation {" in sdl
+
+
+# --- OAuth clients and signing keys -------------------------------------------------------------------
+
+
+def test_client_create_prints_the_secret_once_and_stores_its_hash(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["client", "create", "--name", "Reports", "--confidential", "--scope", "tasks:read", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["client_secret"] and created["client_id"].startswith("tdm_")
+    assert created["grant_types"] == ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        stored = connection.execute("SELECT secret_hash FROM oauth_clients WHERE client_id = ?",
+                                    (created["client_id"],)).fetchone()[0]
+    assert stored != created["client_secret"] and len(stored) == 64
+
+
+def test_client_create_public_app(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["client", "create", "--name", "SPA", "--public", "--redirect-uri", "https://app.example/cb",
+                 "--scope", "tasks:read", "--trusted-documents-only", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["client_secret"] is None
+    assert created["grant_types"] == ["authorization_code", "refresh_token"]
+    assert created["trusted_documents_only"] is True
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--public", "--scope", "launch"], "Unknown scope"),
+    (["--public", "--grant-type", "authorization_code"], "redirect-uri"),
+    (["--public", "--grant-type", "client_credentials"], "confidential"),
+    (["--public", "--redirect-uri", "/relative"], "absolute"),
+])
+def test_client_create_refuses_bad_input(
+    database: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    assert main(["client", "create", "--name", "Bad", *args, "--json"]) == 1
+    assert message in json.loads(capsys.readouterr().err)["error"]
+
+
+def test_seed_creates_the_graphiql_client(database: Path) -> None:
+    assert main(["seed"]) == 0
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        row = connection.execute("SELECT secret_hash, redirect_uris FROM oauth_clients WHERE client_id = ?",
+                                 ("tandem-demo",)).fetchone()
+    assert row[0] is None  # public: GraphiQL runs in the browser and cannot keep a secret
+    assert json.loads(row[1]) == ["http://127.0.0.1:8000/graphql", "http://localhost:8000/graphql"]
+
+
+def test_keys_rotate_adds_a_signing_key(database: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capsys.readouterr()
+    assert main(["keys", "rotate", "--json"]) == 0
+    rotated = json.loads(capsys.readouterr().out)
+    kids = sorted(path.stem for path in (tmp_path / "keys").glob("*.pem"))
+    assert kids[-1] == rotated["kid"] and len(kids) == 2 and rotated["retired"] == []
+    settings = Settings(keys_dir=tmp_path / "keys")
+    assert [key["kid"] for key in token_service(settings).keys.jwks()["keys"]] == kids

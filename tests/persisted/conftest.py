@@ -22,6 +22,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
+from auth.tokens import TRUSTED_DOCUMENTS_ONLY
 from db.models import User
 from tests.conftest import GRAPHQL_RESPONSE
 
@@ -95,16 +96,17 @@ Post = Callable[..., Any]
 
 @pytest.fixture
 def post(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Post:
-    """POST a GraphQL request body as-is; `as_user` signs it, `client_id` names the OAuth client."""
+    """POST a GraphQL request body as-is; `as_user` signs it, `client_id` names the OAuth client, whose
+    tokens say `trusted_only` when it is registered as trusted-documents-only (as the OAuth server issues them)."""
 
     async def send(
         body: dict[str, Any], *, accept: str = GRAPHQL_RESPONSE, as_user: User | None = None,
-        client_id: str | None = None,
+        client_id: str | None = None, trusted_only: bool = False,
     ) -> httpx.Response:
         headers = {"Accept": accept}
         if as_user is not None:
-            extra = {"client_id": client_id} if client_id else {}
-            headers["Authorization"] = f"Bearer {token_for(as_user, None, **extra)}"
+            claims = {TRUSTED_DOCUMENTS_ONLY: True} if trusted_only else None
+            headers["Authorization"] = f"Bearer {token_for(as_user, None, client_id=client_id, extra=claims)}"
         return await client.post("/graphql", json=body, headers=headers)
 
     return send

@@ -127,14 +127,9 @@ async def test_document_id_of_an_apq_registration_runs(post: Post) -> None:
 # --- trusted-documents-only clients ----------------------------------------------------------------
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"trusted_documents_only_clients": [MOBILE]})
-
-
 @pytest.mark.parametrize(("accept", "status"), [(JSON, 200), (GRAPHQL_RESPONSE, 400)])
 async def test_trusted_only_client_cannot_send_other_text(post: Post, alice: User, accept: str, status: int) -> None:
-    response = await post({"query": UNTRUSTED}, as_user=alice, client_id=MOBILE, accept=accept)
+    response = await post({"query": UNTRUSTED}, as_user=alice, client_id=MOBILE, trusted_only=True, accept=accept)
     assert response.status_code == status
     body = response.json()
     assert codes(body) == ["PERSISTED_QUERY_REQUIRED"]
@@ -142,13 +137,13 @@ async def test_trusted_only_client_cannot_send_other_text(post: Post, alice: Use
 
 
 async def test_trusted_only_client_cannot_register_or_use_apq(post: Post, alice: User) -> None:
-    registering = await post({"query": UNTRUSTED, "extensions": apq(UNTRUSTED)}, as_user=alice, client_id=MOBILE)
+    registering = await post({"query": UNTRUSTED, "extensions": apq(UNTRUSTED)}, as_user=alice, client_id=MOBILE, trusted_only=True)
     assert codes(registering.json()) == ["PERSISTED_QUERY_REQUIRED"]
     # Registered by someone else, it is still not a trusted document for this client.
     await post({"query": UNTRUSTED, "extensions": apq(UNTRUSTED)}, as_user=alice)
-    by_hash = await post({"extensions": apq(UNTRUSTED)}, as_user=alice, client_id=MOBILE)
+    by_hash = await post({"extensions": apq(UNTRUSTED)}, as_user=alice, client_id=MOBILE, trusted_only=True)
     assert codes(by_hash.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
-    by_id = await post({"documentId": f"sha256:{sha256(UNTRUSTED)}"}, as_user=alice, client_id=MOBILE)
+    by_id = await post({"documentId": f"sha256:{sha256(UNTRUSTED)}"}, as_user=alice, client_id=MOBILE, trusted_only=True)
     assert codes(by_id.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
 
 
@@ -159,7 +154,7 @@ async def test_trusted_only_client_cannot_register_or_use_apq(post: Post, alice:
     pytest.param({"query": TASK_LIST["body"]}, id="the trusted text itself"),
 ])
 async def test_trusted_only_client_runs_its_manifest(post: Post, alice: User, body: dict[str, Any]) -> None:
-    response = await post(body, as_user=alice, client_id=MOBILE)
+    response = await post(body, as_user=alice, client_id=MOBILE, trusted_only=True)
     assert response.status_code == 200
     assert response.json()["data"]["tasks"]["totalCount"] == 0
 
@@ -171,11 +166,9 @@ async def test_other_clients_may_send_any_text(post: Post, alice: User) -> None:
     assert no_client.json()["data"]["viewer"]["name"] == "Alice"
 
 
-def test_trusted_only_clients_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TANDEM_TRUSTED_DOCUMENTS_ONLY_CLIENTS", "ios-app, android-app")
+def test_anonymous_rule_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TANDEM_REQUIRE_TRUSTED_DOCUMENTS_FOR_ANONYMOUS", "true")
     loaded = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert loaded.trusted_documents_only_clients == ["ios-app", "android-app"]
     assert loaded.require_trusted_documents_for_anonymous is True
 
 
@@ -197,15 +190,13 @@ async def test_anonymous_traffic_can_be_held_to_trusted_documents(
         assert signed_in.json()["data"]["viewer"]["name"] == "Alice"
 
 
-@pytest.mark.parametrize(("anonymous", "client_id", "flag", "expected"), [
-    (True, None, False, False),
-    (False, "web-app", False, False),
-    (False, MOBILE, False, True),
-    (False, "web-app", True, True),  # the OAuth client's own flag, once clients carry one
-    (False, None, False, False),
+@pytest.mark.parametrize(("anonymous", "flag", "expected"), [
+    (True, False, False),
+    (False, False, False),
+    (False, True, True),
 ])
-def test_policy(anonymous: bool, client_id: str | None, flag: bool, expected: bool) -> None:
-    policy = TrustedDocumentPolicy.of([MOBILE], require_for_anonymous=False)
-    assert policy.requires_trusted(anonymous=anonymous, client_id=client_id, client_flag=flag) is expected
-    strict = TrustedDocumentPolicy.of([MOBILE], require_for_anonymous=True)
-    assert strict.requires_trusted(anonymous=True, client_id=None) is True
+def test_policy(anonymous: bool, flag: bool, expected: bool) -> None:
+    assert TrustedDocumentPolicy().requires_trusted(anonymous=anonymous, client_flag=flag) is expected
+    strict = TrustedDocumentPolicy(require_for_anonymous=True)
+    assert strict.requires_trusted(anonymous=True, client_flag=False) is True
+    assert strict.requires_trusted(anonymous=False, client_flag=False) is False

@@ -1,0 +1,34 @@
+"""The revocation list: access tokens (by `jti`) and whole sessions (by `sid`) that must stop working now.
+
+Access tokens are JWTs checked without a database read, so revoking one means remembering its `jti`
+until it would have expired anyway. Revoking a session (a refresh-token family) remembers its `sid`
+for one access-token lifetime: no token of a revoked session can be issued afterwards, so by then
+every token that carries it has expired.
+"""
+
+from __future__ import annotations
+
+import time
+
+from auth.store import Store
+from auth.tokens import LEEWAY_SECONDS
+
+
+class RevocationList:
+    def __init__(self, store: Store, *, access_token_ttl_seconds: int) -> None:
+        self.store = store
+        # A token minted in the instant the session was revoked still expires within this.
+        self.session_ttl = access_token_ttl_seconds + 2 * LEEWAY_SECONDS
+
+    async def revoke_token(self, jti: str, expires_at: int) -> None:
+        ttl = expires_at - int(time.time()) + LEEWAY_SECONDS
+        if ttl > 0:
+            await self.store.put(f"revoked:jti:{jti}", "1", ttl)
+
+    async def revoke_sessions(self, session_ids: list[str]) -> None:
+        for sid in session_ids:
+            await self.store.put(f"revoked:sid:{sid}", "1", self.session_ttl)
+
+    async def is_revoked(self, jti: str, sid: str | None) -> bool:
+        keys = [f"revoked:jti:{jti}"] + ([f"revoked:sid:{sid}"] if sid else [])
+        return await self.store.any_exists(keys)
