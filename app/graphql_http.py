@@ -5,6 +5,11 @@
 - GET runs queries only; a mutation over GET is 405 with `Allow: POST`.
 - `application/graphql-response+json` when the client accepts it, with 4xx for requests that never
   executed; legacy `application/json` (always 200 once the request is well-formed) otherwise.
+- A POST body may be a JSON array of requests (a batch, at most `max_batch_operations`): they run in
+  order, each on its own context and charged on its own, and the answer is the array of their
+  results (HTTP 429 only when every one of them was throttled).
+- The rate limiter sets response headers and the status (429, or 503 when failing closed) through
+  the context's `extras`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from strawberry.types.graphql import OperationType
 from app.context import ContextFactory
 from app.metrics import Metrics
 from app.request_id import current_request_id
+from limits.cost_limit import CLIENT_ADDRESS, RESPONSE_HEADERS, RESPONSE_STATUS
+from resolvers.context import Context
 from resolvers.errors import Unauthenticated
 from schema import TandemSchema
 
@@ -88,12 +95,14 @@ class GraphQLHTTP:
         *,
         max_body_bytes: int,
         graphiql: Callable[[], Response] | None,
+        max_batch_operations: int = 0,
     ) -> None:
         self.schema = schema
         self.context_factory = context_factory
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
+        self.max_batch_operations = max_batch_operations
 
     async def handle(self, request: Request) -> Response:
         media_type = _media_type(request)
@@ -106,8 +115,11 @@ class GraphQLHTTP:
                 params = self._get_params(request)
                 allowed = {OperationType.QUERY}
             elif request.method == "POST":
-                params = await self._post_params(request)
+                body = await self._post_params(request)
                 allowed = {OperationType.QUERY, OperationType.MUTATION}
+                if isinstance(body, list):
+                    return await self._execute_batch(request, body, allowed, media_type)
+                params = body
             else:
                 raise RequestError(405, "Use GET or POST.", headers={"Allow": "GET, POST"})
             return await self._execute(request, params, allowed, media_type)
@@ -123,7 +135,7 @@ class GraphQLHTTP:
             "extensions": _decode_json_param(query.get("extensions"), "extensions"),
         }
 
-    async def _post_params(self, request: Request) -> dict[str, Any]:
+    async def _post_params(self, request: Request) -> dict[str, Any] | list[Any]:
         content_type = request.headers.get("content-type", "")
         mime, _, options = content_type.partition(";")
         charset = "utf-8"
@@ -138,10 +150,45 @@ class GraphQLHTTP:
         except orjson.JSONDecodeError:
             raise RequestError(400, "The request body is not valid JSON (UTF-8).") from None
         if isinstance(params, list):
-            raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+            return self._batch(params)
         if not isinstance(params, dict):
             raise RequestError(400, "The request body must be a JSON object with a `query`.")
         return params
+
+    def _batch(self, params: list[Any]) -> list[Any]:
+        if self.max_batch_operations == 0:
+            raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+        if not params:
+            raise RequestError(400, "The batch is empty.")
+        if len(params) > self.max_batch_operations:
+            raise RequestError(
+                400, f"The batch has {len(params)} operations; the limit is {self.max_batch_operations}.",
+                "QUERY_TOO_COMPLEX",
+            )
+        return params
+
+    async def _execute_batch(
+        self, request: Request, batch: list[Any], allowed: set[OperationType], media_type: str
+    ) -> Response:
+        bodies: list[dict[str, Any]] = []
+        headers: dict[str, str] = {}
+        throttled = 0
+        for params in batch:
+            try:
+                if not isinstance(params, dict):
+                    raise RequestError(400, "Each request in a batch must be a JSON object with a `query`.")
+                response = await self._execute(request, params, allowed, media_type)
+            except RequestError as error:
+                response = self._error(error, media_type)
+            bodies.append(orjson.loads(response.body))
+            throttled += response.status_code == 429
+            headers.update((k, v) for k, v in response.headers.items()
+                           if k.lower() in ("ratelimit", "ratelimit-policy", "retry-after"))
+        status = 429 if throttled == len(batch) else 200
+        if status != 429:
+            headers.pop("retry-after", None)
+        return Response(orjson.dumps(bodies), status_code=status, media_type=f"{media_type}; charset=utf-8",
+                        headers=headers)
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -169,6 +216,7 @@ class GraphQLHTTP:
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        context.extras[CLIENT_ADDRESS] = request.client.host if request.client else None
         try:
             result = await self.schema.execute(
                 query, variable_values=variables, context_value=context,
@@ -178,9 +226,10 @@ class GraphQLHTTP:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None
             raise RequestError(400, "Subscriptions need a WebSocket connection to /graphql.") from None
-        return self._result(result, media_type, context.extras.get("response_headers"))
+        return self._result(result, media_type, context)
 
-    def _result(self, result: ExecutionResult, media_type: str, headers: Any) -> Response:
+    def _result(self, result: ExecutionResult, media_type: str, context: Context) -> Response:
+        headers = context.extras.get(RESPONSE_HEADERS)
         body: dict[str, Any] = {}
         errors: list[GraphQLError] = list(result.errors or [])
         if errors:
@@ -193,7 +242,10 @@ class GraphQLHTTP:
         if result.extensions:
             body["extensions"] = result.extensions
         status = 200 if executed or media_type == JSON else 400
-        return _json_response(body, status, media_type, headers)
+        limited = context.extras.get(RESPONSE_STATUS)
+        if isinstance(limited, int):
+            status = limited  # 429 or 503 from the rate limiter, whatever the media type
+        return _json_response(body, status, media_type, headers if isinstance(headers, dict) else None)
 
     def _error(self, error: RequestError, media_type: str) -> Response:
         self.metrics.graphql_errors.labels(error.code).inc()

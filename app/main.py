@@ -12,11 +12,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
 
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
+from app.limits import build_limits
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
@@ -45,9 +46,11 @@ def create_app(settings: Settings) -> Starlette:
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
 
+    query_limits = build_limits(settings, redis, metrics)
+
     schema = build_schema(extensions=[
+        *query_limits.extensions,  # before ParserCache: the token limit applies while parsing
         lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
-        lambda: ValidationCache(maxsize=1024),
         *tracing_extensions(settings),
     ], production=settings.production)
     graphql = GraphQLHTTP(
@@ -55,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
         ContextFactory(sessions, tokens, limits),
         metrics,
         max_body_bytes=settings.max_body_bytes,
+        max_batch_operations=settings.max_batch_operations,
         graphiql=graphiql_page if settings.graphiql_enabled else None,
     )
     routes: list[BaseRoute] = [
@@ -76,6 +80,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            if query_limits.limiter is not None:
+                await query_limits.limiter.aclose()  # sends refunds still waiting
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()

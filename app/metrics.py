@@ -25,6 +25,10 @@ class Metrics:
         self.graphql_operations = Counter(
             "tandem_graphql_operations", "GraphQL operations executed, by type.", ["type"], registry=self.registry
         )
+        self.rate_limiter_unavailable = Counter(
+            "tandem_rate_limiter_unavailable", "Charges the rate limiter's Redis did not answer in time.",
+            registry=self.registry,
+        )
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

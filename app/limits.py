@@ -1,0 +1,63 @@
+"""The query limits and the cost-based rate limiter, chosen from the settings.
+
+Redis configured: buckets in Redis, shared by every instance; otherwise in this process. With
+limits off, Strawberry's plain validation cache takes the place of `QueryLimits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from strawberry.extensions import ValidationCache
+
+from app.metrics import Metrics
+from app.settings import RateTier, Settings
+from limits.buckets import Buckets, MemoryBuckets, Policy
+from limits.cost_limit import CostLimit, CostLimitConfig
+from limits.limiter import Limiter, Tiers
+from limits.query_limits import QueryLimits, QueryLimitsConfig, StaticLimits
+from limits.redis_buckets import RedisBuckets
+
+VALIDATION_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AppLimits:
+    """Schema extension factories (put them before `ParserCache`), and the limiter to close at shutdown."""
+
+    extensions: list[Any]
+    limiter: Limiter | None
+
+
+def _policy(name: str, tier: RateTier) -> Policy:
+    return Policy(name, tier.capacity, tier.restore_rate)
+
+
+def tiers(settings: Settings) -> Tiers:
+    configured = settings.rate_tiers
+    return Tiers(
+        anonymous=_policy("anonymous", configured.anonymous), user=_policy("user", configured.user),
+        service=_policy("service", configured.service), admin=_policy("admin", configured.admin),
+    )
+
+
+def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> AppLimits:
+    if not settings.limits_enabled:
+        return AppLimits([lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE)], None)
+    buckets: Buckets = (
+        RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None
+        else MemoryBuckets()
+    )
+    limiter = Limiter(
+        buckets, tiers(settings), fail_open=settings.rate_limit_fail_open,
+        on_unavailable=metrics.rate_limiter_unavailable.inc,
+    )
+    static = QueryLimitsConfig(StaticLimits(
+        max_depth=settings.max_query_depth, max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens, max_directives=settings.max_query_directives,
+        max_root_fields=settings.max_root_fields,
+    ), validation_cache_size=VALIDATION_CACHE_SIZE)
+    cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost)
+    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter)
