@@ -71,7 +71,7 @@ class Document(Node):
         assert row is not None  # owner_id is a non-null foreign key
         return user_type(info.context, row)
 
-    @strawberry.field(directives=[ListSize(assumed_size=10)])
+    @strawberry.field(directives=[ListSize(assumed_size=5)])  # most documents have a few
     async def collaborators(self, info: Info[Context, Any]) -> list[Collaborator]:
         rows = await resolvers.documents.collaborators(info.context, self._row.id)
         return [Collaborator(role=CollaboratorRole(row.role), _row=row) for row in rows]
