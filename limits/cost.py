@@ -48,6 +48,8 @@ from limits.cost_model import DEFAULT_LIST_SIZE, CostModel, FieldPrice
 from limits.shape import fragments_of
 from resolvers.errors import QueryTooComplex
 
+# Prices are reported in JSON, where integers past 2^53 lose precision (and past 2^63 break encoders).
+MAX_COST = 2**53 - 1
 # Selection sets nested this deep (fields, inline fragments and spreads together) are refused
 # rather than priced: the depth limit stops honest queries long before.
 MAX_NESTING = 150
@@ -98,7 +100,7 @@ def requested_cost(
     if root is None:
         return 0
     pricer = _Pricer(model, document, variables)
-    return math.ceil(pricer.selection_set(operation.selection_set, root, 0).total())
+    return _whole(pricer.selection_set(operation.selection_set, root, 0).total())
 
 
 def actual_cost(
@@ -109,7 +111,14 @@ def actual_cost(
     if root is None or data is None:
         return 0
     counter = _Counter(model, document, variables)
-    return math.ceil(counter.object([operation.selection_set], root, data))
+    return _whole(counter.object([operation.selection_set], root, data))
+
+
+def _whole(cost: float) -> int:
+    """Rounded up, and at most `MAX_COST` (which then means "at least that much")."""
+    if not math.isfinite(cost) or cost >= MAX_COST:
+        return MAX_COST
+    return math.ceil(cost)
 
 
 class _Pricer:

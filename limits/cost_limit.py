@@ -22,7 +22,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefiniti
 from strawberry.extensions import SchemaExtension
 
 from limits.buckets import Verdict
-from limits.cost import actual_cost, coerce_variables, requested_cost
+from limits.cost import MAX_COST, actual_cost, coerce_variables, requested_cost
 from limits.cost_model import CostModel
 from limits.limiter import Bucket, Limiter
 from limits.query_limits import limit_error
@@ -78,7 +78,8 @@ class CostLimit(SchemaExtension):
         bucket = self.bucket = self._bucket(context)
         limit = min(self.config.max_cost, bucket.policy.capacity)
         if self.requested > limit:
-            raise limit_error(QueryTooComplex, f"The query costs {self.requested}", limit, self.requested)
+            at_least = "at least " if self.requested == MAX_COST else ""
+            raise limit_error(QueryTooComplex, f"The query costs {at_least}{self.requested}", limit, self.requested)
         charge = await self.config.limiter.charge(bucket, self.requested)
         self.verdict = charge.verdict
         if not charge.verdict.allowed:

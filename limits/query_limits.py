@@ -90,17 +90,17 @@ class QueryLimits(SchemaExtension):
         options = cast(dict[str, Any], self.execution_context.parse_options)
         options["max_lexical_tokens"] = self.config.limits.max_tokens
         options["max_comments"] = self.config.limits.max_tokens
-        yield
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
         try:
             yield
         except GraphQLSyntaxError as error:
-            # ParserCache parses inside its hook, so its errors pass through here.
+            # ParserCache parses while entering its own hook; its errors skip the other parse hooks.
             if (match := _TOKEN_LIMIT.search(error.message)) is None:
                 raise
             raise self._too_many_tokens(match.group(1)) from None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        yield
         # Without ParserCache, Strawberry parses between the hooks and keeps the error.
         errors = context.pre_execution_errors or []
         for index, parsed in enumerate(errors):
@@ -126,8 +126,9 @@ class QueryLimits(SchemaExtension):
             return limit_error(QueryTooComplex, f"The query has more than {limit} comments", limit, None)
         cap = limit * _COUNT_UP_TO
         found = _count_tokens(self.execution_context.query or "", cap)
-        text = f"more than {cap}" if found > cap else str(found)
-        return limit_error(QueryTooComplex, f"The query has {text} tokens", limit, found)
+        if found > cap:
+            return limit_error(QueryTooComplex, f"The query has more than {cap} tokens", limit, None)
+        return limit_error(QueryTooComplex, f"The query has {found} tokens", limit, found)
 
 
 def _count_tokens(query: str, up_to: int) -> int:
