@@ -118,7 +118,7 @@ def _whole(cost: float) -> int:
     """Rounded up, and at most `MAX_COST` (which then means "at least that much")."""
     if not math.isfinite(cost) or cost >= MAX_COST:
         return MAX_COST
-    return math.ceil(cost)
+    return math.ceil(cost - 1e-9)  # decimal weights: 0.1 * 30 must not round up to 4
 
 
 class _Pricer:
