@@ -57,18 +57,25 @@ return {charged, text}
 
 
 class RedisBuckets:
-    def __init__(self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1) -> None:
+    """`max_in_flight` bounds the calls waiting on Redis at once: redis-py's pool refuses (rather than
+    queues) a call past its 100 connections, which would fail open exactly when load peaks. Waiting
+    for a turn counts towards `timeout`."""
+
+    def __init__(
+        self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32
+    ) -> None:
         self._redis = redis
         self._script = redis.register_script(CHARGE)
         self._timeout = timeout
         self._flush_delay = flush_delay
+        self._turns = asyncio.Semaphore(max_in_flight)
         self._pending: dict[str, tuple[int, Policy]] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     async def charge(self, key: str, cost: int, policy: Policy) -> Verdict:
         refund, _ = self._pending.pop(key, (0, policy))
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout), self._turns:
                 charged, points = await self._script(
                     keys=[self._key(key)], args=[policy.capacity, policy.restore_rate, cost, refund]
                 )
@@ -103,7 +110,7 @@ class RedisBuckets:
             await self._script(keys=[self._key(key)], args=[policy.capacity, policy.restore_rate, 0, amount],
                                client=pipe)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout), self._turns:
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate-limit refunds for %d buckets were lost: %s", len(pending), exc)
