@@ -5,6 +5,7 @@ and batches. The buckets refill at a thousandth of a point a second, so nothing 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -127,6 +128,13 @@ async def test_huge_first_is_refused_before_any_resolver(limited_app: LimitedApp
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["message"] == "The query costs 1000001; the limit is 1000."
+
+
+async def test_in_process_buckets_hold_under_concurrency(limited_app: LimitedApp, alice: User) -> None:
+    async with limited_app(rate_tiers=tiers(capacity=55)) as limited:
+        token = limited.token_for(alice)
+        responses = await asyncio.gather(*(limited.query(TEN, token=token) for _ in range(20)))
+    assert sorted(r.status_code for r in responses) == [200] * 5 + [429] * 15
 
 
 # --- refunds ------------------------------------------------------------------------------------

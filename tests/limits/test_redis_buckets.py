@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from db.engine import Sessions
 from db.models import User
 from limits.buckets import MemoryBuckets, Policy
 from limits.limiter import Bucket, Limiter, Tiers
 from limits.redis_buckets import RedisBuckets
+from tests.factories import make_task
 from tests.limits.conftest import STILL, LimitedApp, tiers
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the app needs a database
@@ -171,3 +173,18 @@ async def test_over_http_with_redis(limited_app: LimitedApp, alice: User, limits
         rate_limit = (await limited.query("{ rateLimit { remaining } }", as_user=alice)).json()
     assert statuses == [200, 200, 429]
     assert rate_limit["data"]["rateLimit"] == {"remaining": 5}
+
+
+@SQLITE_ONLY
+async def test_over_http_refunds_reach_redis(
+    limited_app: LimitedApp, alice: User, sessions: Sessions, limits_redis_url: str
+) -> None:
+    await make_task(sessions, alice, "Only one")
+    async with limited_app(redis_url=limits_redis_url, rate_tiers=tiers(capacity=200)) as limited:
+        asked = (await limited.query("{ tasks(first: 50) { nodes { owner { name } } } }", as_user=alice)).json()
+        after = (await limited.query("{ rateLimit { remaining } }", as_user=alice)).json()
+    # Charged 101, used 3 (the connection, one task, its owner): 98 come back with the next call.
+    assert asked["extensions"]["cost"]["requestedQueryCost"] == 101
+    assert asked["extensions"]["cost"]["actualQueryCost"] == 3
+    assert asked["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 197
+    assert after["data"]["rateLimit"] == {"remaining": 197}
