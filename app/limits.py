@@ -15,20 +15,24 @@ from strawberry.extensions import ValidationCache
 from app.metrics import Metrics
 from app.settings import RateTier, Settings
 from limits.buckets import Buckets, MemoryBuckets, Policy
+from limits.connection_slots import ConnectionSlots, MemorySlots, RedisSlots
 from limits.cost_limit import CostLimit, CostLimitConfig
 from limits.limiter import Limiter, Tiers
 from limits.query_limits import QueryLimits, QueryLimitsConfig, StaticLimits
 from limits.redis_buckets import RedisBuckets
+from limits.websocket import WebSocketLimiter, WebSocketPolicy
 
 VALIDATION_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class AppLimits:
-    """Schema extension factories (put them before `ParserCache`), and the limiter to close at shutdown."""
+    """Schema extension factories (put them before `ParserCache`), the limiter to close at shutdown,
+    and the WebSocket limits for the subscription endpoint (see limits/websocket.py)."""
 
     extensions: list[Any]
     limiter: Limiter | None
+    websocket: WebSocketLimiter
 
 
 def _policy(name: str, tier: RateTier) -> Policy:
@@ -43,9 +47,23 @@ def tiers(settings: Settings) -> Tiers:
     )
 
 
+def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimiter:
+    policy = WebSocketPolicy(
+        messages_per_second=settings.ws_messages_per_second, message_burst=settings.ws_message_burst,
+        max_subscriptions=settings.ws_max_subscriptions, max_connections_per_user=settings.ws_max_connections_per_user,
+        max_connections_per_ip=settings.ws_max_connections_per_ip, strikes=settings.ws_strikes,
+        cool_down_seconds=settings.ws_cool_down_seconds,
+    )
+    slots: ConnectionSlots = (
+        RedisSlots(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None else MemorySlots()
+    )
+    return WebSocketLimiter(policy, slots)
+
+
 def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> AppLimits:
+    websocket = websocket_limiter(settings, redis)
     if not settings.limits_enabled:
-        return AppLimits([lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE)], None)
+        return AppLimits([lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE)], None, websocket)
     buckets: Buckets = (
         RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None
         else MemoryBuckets()
@@ -60,4 +78,4 @@ def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> A
         max_root_fields=settings.max_root_fields,
     ), validation_cache_size=VALIDATION_CACHE_SIZE)
     cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost)
-    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter)
+    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter, websocket)

@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.schema = schema
+    app.state.limits = query_limits  # .websocket: the limits for the subscription endpoint
     return app
 
 

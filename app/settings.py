@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     rate_tiers: RateTiers = Field(default_factory=RateTiers)
     rate_limit_fail_open: bool = True  # Redis configured but not answering: let requests through
     rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # WebSocket limits (limits/websocket.py), for the subscription endpoint.
+    ws_messages_per_second: float = Field(default=10.0, gt=0)
+    ws_message_burst: int = Field(default=20, gt=0)
+    ws_max_subscriptions: int = Field(default=20, gt=0)
+    ws_max_connections_per_user: int = Field(default=10, gt=0)
+    ws_max_connections_per_ip: int = Field(default=50, gt=0)
+    ws_strikes: int = Field(default=3, gt=0)
+    ws_cool_down_seconds: float = Field(default=60.0, ge=0)
     # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
     freeze_gc_on_start: bool = True
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -29,7 +30,7 @@ TEN = "{ " + " ".join(f"v{i}: viewer {{ id }}" for i in range(10)) + " }"
 
 
 @contextlib.asynccontextmanager
-async def redis_buckets(url: str, **kwargs: float) -> AsyncIterator[tuple[RedisBuckets, Redis]]:
+async def redis_buckets(url: str, **kwargs: Any) -> AsyncIterator[tuple[RedisBuckets, Redis]]:
     redis = Redis.from_url(url)
     buckets = RedisBuckets(redis, **kwargs)
     try:
@@ -40,7 +41,9 @@ async def redis_buckets(url: str, **kwargs: float) -> AsyncIterator[tuple[RedisB
 
 
 async def _points(redis: Redis, key: str) -> float:
-    return float(await redis.hget(f"tandem:ratelimit:{{{key}}}", "points"))
+    stored = await redis.hget(f"tandem:ratelimit:{{{key}}}", "points")
+    assert stored is not None
+    return float(stored)
 
 
 async def test_concurrent_charges_never_spend_more_than_the_bucket(limits_redis_url: str) -> None:
