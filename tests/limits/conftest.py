@@ -43,7 +43,7 @@ class ResolverProbe(SchemaExtension):
         super().__init__()
         self.calls = calls
 
-    def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any, Any], *args: Any, **kwargs: Any) -> Any:
+    def resolve(self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any], *args: Any, **kwargs: Any) -> Any:
         self.calls.append(".".join(str(key) for key in info.path.as_list()))
         return _next(root, info, *args, **kwargs)
 
