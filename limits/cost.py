@@ -111,7 +111,7 @@ def actual_cost(
     if root is None or data is None:
         return 0
     counter = _Counter(model, document, variables)
-    return _whole(counter.object([operation.selection_set], root, data))
+    return _whole(counter.object((operation.selection_set,), root, data))
 
 
 def _whole(cost: float) -> int:
@@ -200,43 +200,68 @@ class _Pricer:
         return float(DEFAULT_LIST_SIZE)
 
 
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """One response key to count on each object: its weight, and what to walk inside its values."""
+
+    key: str
+    weight: float
+    returned: GraphQLNamedType | None
+    children: tuple[SelectionSetNode, ...]
+
+
 class _Counter:
-    """Walks the result data with the selections that produced it."""
+    """Walks the result data with the selections that produced it.
+
+    What to count on an object depends only on the selections and the type, not on the object, so
+    it is worked out once per (selections, type) and reused for every item of a list.
+    """
 
     def __init__(self, model: CostModel, document: DocumentNode, variables: dict[str, Any]) -> None:
         self.model = model
         self.fragments = fragments_of(document)
         self.variables = variables
+        self.plans: dict[tuple[tuple[int, ...], str], list[_Counted]] = {}
 
-    def object(self, selection_sets: list[SelectionSetNode], parent: GraphQLNamedType, data: Any) -> float:
+    def object(self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType, data: Any) -> float:
         if not isinstance(data, Mapping):
             return 0.0
         total = 0.0
-        for key, fields in self.collect(selection_sets, parent).items():
-            if key not in data:
+        for counted in self.plan(selection_sets, parent):
+            value = data.get(counted.key)
+            if value is None:
                 continue
-            total += self.value(fields, data[key])
+            for item in _flatten(value):
+                if item is None:
+                    continue
+                total += counted.weight
+                if counted.children and counted.returned is not None:
+                    total += self.object(counted.children, counted.returned, item)
         return total
 
-    def value(self, fields: list[tuple[GraphQLNamedType, FieldNode]], value: Any) -> float:
+    def plan(self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType) -> list[_Counted]:
+        memo_key = (tuple(id(s) for s in selection_sets), parent.name)
+        if memo_key not in self.plans:
+            self.plans[memo_key] = [
+                counted for key, fields in self.collect(selection_sets, parent).items()
+                if (counted := self.counted(key, fields)) is not None
+            ]
+        return self.plans[memo_key]
+
+    def counted(self, key: str, fields: list[tuple[GraphQLNamedType, FieldNode]]) -> _Counted | None:
+        """None for keys that cost nothing whatever they hold (scalars of weight 0)."""
         prices = [(p, owner, node) for owner, node in fields if (p := self.model.price(owner.name, node.name.value))]
-        if not prices or value is None:
-            return 0.0
+        if not prices:
+            return None
         weight = max(p.weight for p, _, _ in prices)
         _, owner, first = prices[0]
-        returned = _returned_type(self.model, owner, first.name.value)
-        children = [node.selection_set for _, _, node in prices if node.selection_set is not None]
-        total = 0.0
-        for item in _flatten(value):
-            if item is None:
-                continue
-            total += weight
-            if children and returned is not None:
-                total += self.object(children, returned, item)
-        return total
+        children = tuple(node.selection_set for _, _, node in prices if node.selection_set is not None)
+        if weight == 0 and not children:
+            return None
+        return _Counted(key, weight, _returned_type(self.model, owner, first.name.value), children)
 
     def collect(
-        self, selection_sets: list[SelectionSetNode], parent: GraphQLNamedType
+        self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType
     ) -> dict[str, list[tuple[GraphQLNamedType, FieldNode]]]:
         """Fields by response key, through fragments (each fragment once), as graphql-core collects
         them. On an interface or union every type-specific fragment is taken: the result holds only

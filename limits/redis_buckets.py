@@ -7,9 +7,9 @@ charges can both spend the same points. It touches one key, `tandem:ratelimit:{<
 hash tag keeps the same code valid on Redis Cluster.
 
 Refunds need no round trip of their own: a refund waits in this process and rides along with the
-key's next charge; refunds still waiting after `flush_delay` seconds go out together in one
-pipeline. Until then the bucket holds fewer points than it will, which can only refuse early,
-never admit too much.
+key's next charge; refunds that have waited `flush_delay` seconds without one go out together in
+one pipeline. Until then the bucket holds fewer points than it will, which can only refuse early,
+never admit too much. A caller that keeps sending requests therefore costs one round trip each.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -69,11 +70,11 @@ class RedisBuckets:
         self._timeout = timeout
         self._flush_delay = flush_delay
         self._turns = asyncio.Semaphore(max_in_flight)
-        self._pending: dict[str, tuple[int, Policy]] = {}
+        self._pending: dict[str, tuple[int, Policy, float]] = {}  # key -> (points, policy, waiting since)
         self._flusher: asyncio.Task[None] | None = None
 
     async def charge(self, key: str, cost: int, policy: Policy) -> Verdict:
-        refund, _ = self._pending.pop(key, (0, policy))
+        refund, _, _ = self._pending.pop(key, (0, policy, 0.0))
         try:
             async with asyncio.timeout(self._timeout), self._turns:
                 charged, points = await self._script(
@@ -88,10 +89,9 @@ class RedisBuckets:
     def refund(self, key: str, amount: int, policy: Policy) -> None:
         if amount <= 0:
             return
-        waiting, _ = self._pending.get(key, (0, policy))
-        self._pending[key] = (waiting + amount, policy)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+        waiting, _, since = self._pending.get(key, (0, policy, time.monotonic()))
+        self._pending[key] = (waiting + amount, policy, since)
+        self._schedule_flush()
 
     async def aclose(self) -> None:
         if self._flusher is not None and not self._flusher.done():
@@ -100,13 +100,15 @@ class RedisBuckets:
                 await self._flusher
         await self.flush()
 
-    async def flush(self) -> None:
-        """Send every waiting refund now, in one pipeline."""
-        pending, self._pending = self._pending, {}
+    async def flush(self, older_than: float | None = None) -> None:
+        """Send waiting refunds (those waiting since before `older_than`, or all) in one pipeline."""
+        pending = {key: entry for key, entry in self._pending.items() if older_than is None or entry[2] <= older_than}
+        for key in pending:
+            del self._pending[key]
         if not pending:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for key, (amount, policy) in pending.items():
+        for key, (amount, policy, _) in pending.items():
             await self._script(keys=[self._key(key)], args=[policy.capacity, policy.restore_rate, 0, amount],
                                client=pipe)
         try:
@@ -115,9 +117,15 @@ class RedisBuckets:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate-limit refunds for %d buckets were lost: %s", len(pending), exc)
 
+    def _schedule_flush(self) -> None:
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._flush_delay)
-        await self.flush()
+        await self.flush(older_than=time.monotonic() - self._flush_delay)
+        self._flusher = None
+        self._schedule_flush()  # refunds that were folded meanwhile are gone; later ones wait their turn
 
     @staticmethod
     def _key(key: str) -> str:
