@@ -76,6 +76,8 @@ def test_the_sdl_declares_the_cost_directives() -> None:
     ('{ node(id: "a") { id } }', 1),
     ("{ tasks(first: 0) { nodes { id } } }", 1),
     ("{ tasks(first: -5) { nodes { id } } }", 1),  # the resolver refuses it; it costs nothing extra
+    # The README's example.
+    ("{ viewer { tasks(first: 10) { totalCount nodes { title assignee { name } } } } }", 23),
 ])
 def test_requested_cost(query: str, cost: int) -> None:
     assert price(query) == cost
