@@ -101,11 +101,13 @@ class QueryLimits(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         yield
-        # Without ParserCache, Strawberry parses between the hooks and keeps the error.
-        errors = context.pre_execution_errors or []
-        for index, parsed in enumerate(errors):
+        # Without ParserCache, Strawberry parses between the hooks and has already put the parser's
+        # error in its result (a list of its own), so the error is rewritten in place.
+        for parsed in context.pre_execution_errors or ():
             if isinstance(parsed, GraphQLSyntaxError) and (match := _TOKEN_LIMIT.search(parsed.message)):
-                errors[index] = self._too_many_tokens(match.group(1))
+                ours = self._too_many_tokens(match.group(1))
+                parsed.message, parsed.extensions = ours.message, ours.extensions
+                parsed.original_error = ours.original_error
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
