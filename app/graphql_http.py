@@ -21,7 +21,7 @@ import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -222,6 +222,8 @@ class GraphQLHTTP:
                 query, variable_values=variables, context_value=context,
                 operation_name=operation_name, allowed_operation_types=allowed,
             )
+        except CannotGetOperationTypeError:
+            raise RequestError(400, "The document has no operation by that `operationName`.") from None
         except InvalidOperationTypeError as exc:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None

@@ -410,3 +410,10 @@ async def test_accept_with_q_zero_refuses_the_graphql_response_type(client: http
     response = await client.post("/graphql", json={"query": "{ nope }"}, headers={"Accept": accept})
     assert response.headers["content-type"].startswith("application/json")
     assert response.status_code == 200
+
+
+async def test_unknown_operation_name_is_400_not_500(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json={"query": "query A { __typename }", "operationName": "B"},
+                                 headers={"Accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
