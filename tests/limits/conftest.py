@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,12 @@ from tests.conftest import GRAPHQL_RESPONSE
 LIMITS_REDIS_URL = os.environ.get("TANDEM_TEST_LIMITS_REDIS_URL", "redis://127.0.0.1:6379/4")
 # Slow enough that no test sees a bucket refill while it runs.
 STILL = 0.001
+
+
+def seconds_to_restore(points: float) -> range:
+    """What `Retry-After` may say when `points` are missing: the bucket refills a little meanwhile."""
+    whole = math.ceil(points / STILL)
+    return range(whole - 100, whole + 1)  # up to 0.1 point restored: 100 s of test time
 
 
 def tiers(capacity: int = 100, restore_rate: float = STILL) -> RateTiers:
