@@ -5,9 +5,13 @@
 - depth, aliases, directives and root fields: measured by `limits.shape` on the parsed document.
 
 Order matters: a document that breaks a limit must not reach validation, whose overlapping-fields
-rule alone can take a second on a 2,000-token document of conflicting aliases. So this extension
-also runs the validation itself, after the limits, with the LRU cache that Strawberry's
-`ValidationCache` would provide; use it instead of `ValidationCache`, before `ParserCache`.
+rule alone can take a second on a 2,000-token document of conflicting aliases. A refusal sets the
+request's errors in `on_validate`, before any later extension's hook, and Strawberry then skips its
+own validation. An extension that validates while entering its hook (Strawberry's
+`ValidationCache`) would get there first, so `QueryLimitsConfig(validation_cache_size=N)` has this
+extension validate instead, after the limits, with such an LRU cache of its own; with an extension
+that only serves already-validated documents (a document cache by hash), leave it at None. List
+`QueryLimits` before `ParserCache`: its token limit applies while parsing.
 """
 
 from __future__ import annotations
@@ -75,9 +79,11 @@ def limit_error(kind: type[DomainError], text: str, limit: int, found: int | Non
 class QueryLimitsConfig:
     """Built once per app; every request's `QueryLimits` shares it (and its validation cache)."""
 
-    def __init__(self, limits: StaticLimits, *, validation_cache_size: int = 1024) -> None:
+    def __init__(self, limits: StaticLimits, *, validation_cache_size: int | None = None) -> None:
         self.limits = limits
-        self.validate: Validate = lru_cache(maxsize=validation_cache_size)(validate_document)
+        self.validate: Validate | None = (
+            lru_cache(maxsize=validation_cache_size)(validate_document) if validation_cache_size else None
+        )
 
 
 class QueryLimits(SchemaExtension):
@@ -115,8 +121,8 @@ class QueryLimits(SchemaExtension):
         if document is not None and context.pre_execution_errors is None:
             violation = self.config.limits.violation(measure(document, context.operation_name))
             if violation is not None:
-                context.pre_execution_errors = [violation]
-            else:
+                context.pre_execution_errors = [violation]  # Strawberry then skips validation
+            elif self.config.validate is not None:
                 context.pre_execution_errors = self.config.validate(
                     context.schema._schema, document, context.validation_rules
                 )

@@ -24,3 +24,9 @@ async def test_depth_limit_without_parser_cache() -> None:
     result = await schema.execute("{ viewer { name } }")
     assert result.errors and result.errors[0].extensions
     assert result.errors[0].extensions["code"] == "QUERY_TOO_DEEP"
+
+
+async def test_without_its_own_cache_validation_is_left_to_strawberry() -> None:
+    schema = build_schema(extensions=[lambda: QueryLimits(QueryLimitsConfig(StaticLimits()))])
+    result = await schema.execute("{ viewer { shoeSize } }")
+    assert result.errors and "shoeSize" in result.errors[0].message
