@@ -8,6 +8,11 @@
 - Persisted queries happen in one step before execution, `_resolve_operation`: `query`,
   `extensions.persistedQuery` (APQ) or `documentId` become the text to run (`app/persisted.py`).
   GET answers carry `ETag`/`Cache-Control` (`app/http_cache.py`).
+- A POST body may be a JSON array of requests (a batch, at most `max_batch_operations`): they run in
+  order, each on its own context and charged on its own, and the answer is the array of their
+  results (HTTP 429 only when every one of them was throttled).
+- The rate limiter sets response headers and the status (429, or 503 when failing closed) through
+  the context's `extras`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from app.metrics import Metrics
 from app.persisted import PersistedQueries
 from app.request_id import current_request_id
 from auth.authenticate import bearer_challenge
+from auth.revocation import RevocationUnavailable
+from limits.cost_limit import CLIENT_ADDRESS, RESPONSE_HEADERS, RESPONSE_STATUS
 from persisted_queries.document_cache import DOCUMENT_HASH
 from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
@@ -107,6 +114,7 @@ class GraphQLHTTP:
         max_body_bytes: int,
         graphiql: Callable[[], Response] | None,
         get_max_age: int = 0,
+        max_batch_operations: int = 0,
     ) -> None:
         self.schema = schema
         self.context_factory = context_factory
@@ -115,6 +123,7 @@ class GraphQLHTTP:
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
         self.get_max_age = get_max_age
+        self.max_batch_operations = max_batch_operations
 
     async def handle(self, request: Request) -> Response:
         media_type = _media_type(request)
@@ -127,8 +136,11 @@ class GraphQLHTTP:
                 params = self._get_params(request)
                 allowed = {OperationType.QUERY}
             elif request.method == "POST":
-                params = await self._post_params(request)
+                body = await self._post_params(request)
                 allowed = {OperationType.QUERY, OperationType.MUTATION}
+                if isinstance(body, list):
+                    return await self._execute_batch(request, body, allowed, media_type)
+                params = body
             else:
                 raise RequestError(405, "Use GET or POST.", headers={"Allow": "GET, POST"})
             return await self._execute(request, params, allowed, media_type)
@@ -145,7 +157,7 @@ class GraphQLHTTP:
             "documentId": query.get("documentId") or None,
         }
 
-    async def _post_params(self, request: Request) -> dict[str, Any]:
+    async def _post_params(self, request: Request) -> dict[str, Any] | list[Any]:
         content_type = request.headers.get("content-type", "")
         mime, _, options = content_type.partition(";")
         charset = "utf-8"
@@ -160,10 +172,45 @@ class GraphQLHTTP:
         except orjson.JSONDecodeError:
             raise RequestError(400, "The request body is not valid JSON (UTF-8).") from None
         if isinstance(params, list):
-            raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+            return self._batch(params)
         if not isinstance(params, dict):
             raise RequestError(400, "The request body must be a JSON object with a `query`.")
         return params
+
+    def _batch(self, params: list[Any]) -> list[Any]:
+        if self.max_batch_operations == 0:
+            raise RequestError(400, "Batched requests are not supported; send one operation per request.")
+        if not params:
+            raise RequestError(400, "The batch is empty.")
+        if len(params) > self.max_batch_operations:
+            raise RequestError(
+                400, f"The batch has {len(params)} operations; the limit is {self.max_batch_operations}.",
+                "QUERY_TOO_COMPLEX",
+            )
+        return params
+
+    async def _execute_batch(
+        self, request: Request, batch: list[Any], allowed: set[OperationType], media_type: str
+    ) -> Response:
+        bodies: list[dict[str, Any]] = []
+        headers: dict[str, str] = {}
+        throttled = 0
+        for params in batch:
+            try:
+                if not isinstance(params, dict):
+                    raise RequestError(400, "Each request in a batch must be a JSON object with a `query`.")
+                response = await self._execute(request, params, allowed, media_type)
+            except RequestError as error:
+                response = self._error(error, media_type)
+            bodies.append(orjson.loads(response.body))
+            throttled += response.status_code == 429
+            headers.update((k, v) for k, v in response.headers.items()
+                           if k.lower() in ("ratelimit", "ratelimit-policy", "retry-after"))
+        status = 429 if throttled == len(batch) else 200
+        if status != 429:
+            headers.pop("retry-after", None)
+        return Response(orjson.dumps(bodies), status_code=status, media_type=f"{media_type}; charset=utf-8",
+                        headers=headers)
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -189,6 +236,9 @@ class GraphQLHTTP:
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
                                headers={"WWW-Authenticate": bearer_challenge("invalid_token", exc.message)}) from None
+        except RevocationUnavailable as exc:
+            raise RequestError(503, str(exc), "INTERNAL_SERVER_ERROR", headers={"Retry-After": "5"}) from None
+        context.extras[CLIENT_ADDRESS] = request.client.host if request.client else None
         operation = await self._resolve_operation(params, context)
         try:
             result = await self.schema.execute(
@@ -204,13 +254,14 @@ class GraphQLHTTP:
                                json_status=200) from None
         executed = _executed(result)
         await self.persisted.after_execution(operation, executed=executed)
-        response = self._result(result, media_type, context.extras.get("response_headers"))
+        response = self._result(result, media_type, context)
         if context.viewer is None and any(_code(error) == "UNAUTHENTICATED" for error in result.errors or []):
             # RFC 6750 §3.1: the request carried no token but needs one; no error code, just the challenge.
             response.status_code = 401
             response.headers["WWW-Authenticate"] = bearer_challenge()
         if request.method == "GET":
-            return cache_get_response(request, response, has_errors=bool(result.errors), max_age=self.get_max_age)
+            return cache_get_response(request, response, has_errors=bool(result.errors), max_age=self.get_max_age,
+                                      data=orjson.dumps(result.data))
         return response
 
     async def _resolve_operation(self, params: dict[str, Any], context: Context) -> ResolvedOperation:
@@ -222,7 +273,8 @@ class GraphQLHTTP:
         context.extras[DOCUMENT_HASH] = operation.sha256  # the document cache needs not hash it again
         return operation
 
-    def _result(self, result: ExecutionResult, media_type: str, headers: Any) -> Response:
+    def _result(self, result: ExecutionResult, media_type: str, context: Context) -> Response:
+        headers = context.extras.get(RESPONSE_HEADERS)
         body: dict[str, Any] = {}
         errors: list[GraphQLError] = list(result.errors or [])
         if errors:
@@ -235,7 +287,10 @@ class GraphQLHTTP:
         if result.extensions:
             body["extensions"] = result.extensions
         status = 200 if executed or media_type == JSON else 400
-        return _json_response(body, status, media_type, headers)
+        limited = context.extras.get(RESPONSE_STATUS)
+        if isinstance(limited, int):
+            status = limited  # 429 or 503 from the rate limiter, whatever the media type
+        return _json_response(body, status, media_type, headers if isinstance(headers, dict) else None)
 
     def _error(self, error: RequestError, media_type: str) -> Response:
         self.metrics.graphql_errors.labels(error.code).inc()

@@ -18,11 +18,15 @@ from starlette.responses import Response
 VARY = "Accept, Authorization"
 
 
-def cache_get_response(request: Request, response: Response, *, has_errors: bool, max_age: int) -> Response:
+def cache_get_response(
+    request: Request, response: Response, *, has_errors: bool, max_age: int, data: bytes
+) -> Response:
+    """`data`: the serialized result data. The ETag covers it alone, since `extensions` (the caller's
+    cost and remaining budget) differ on every response while the data may not."""
     if response.status_code != 200 or has_errors:
         response.headers["Cache-Control"] = "no-store"
         return response
-    etag = f'"{hashlib.sha256(response.body).hexdigest()[:32]}"'
+    etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
     anonymous = "authorization" not in request.headers
     headers = {
         "ETag": etag,

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
+from app.limits import build_limits
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
@@ -51,7 +52,8 @@ def create_app(settings: Settings) -> Starlette:
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     tokens = token_service(settings)
     store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
-    revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds)
+    revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
+                                 fail_open=settings.revocation_fail_open)
     external = ExternalIssuers(settings.trusted_issuers)
     authenticator = Authenticator(sessions, tokens, revocations, external)
     oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(
@@ -68,7 +70,10 @@ def create_app(settings: Settings) -> Starlette:
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
     persisted = PersistedQueries(settings, redis, metrics)
 
+    query_limits = build_limits(settings, redis, metrics)
+
     schema = build_schema(extensions=[
+        *query_limits.extensions,  # first: the token limit applies while parsing
         *tracing_extensions(settings),
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
     ], production=settings.production)
@@ -78,6 +83,7 @@ def create_app(settings: Settings) -> Starlette:
         metrics,
         persisted,
         max_body_bytes=settings.max_body_bytes,
+        max_batch_operations=settings.max_batch_operations,
         graphiql=(lambda: graphiql_page(oauth_client_id=settings.graphiql_client_id))
         if settings.graphiql_enabled else None,
         get_max_age=settings.get_cache_max_age_seconds,
@@ -103,6 +109,8 @@ def create_app(settings: Settings) -> Starlette:
             async with persisted.running():  # loads the trusted manifests, then watches them
                 yield
         finally:
+            if query_limits.limiter is not None:
+                await query_limits.limiter.aclose()  # sends refunds still waiting
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -129,6 +137,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.revocations = revocations
     app.state.schema = schema
     app.state.persisted = persisted
+    app.state.limits = query_limits  # .websocket: the limits for the subscription endpoint
     return app
 
 

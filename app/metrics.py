@@ -43,6 +43,10 @@ class Metrics:
         self.manifests_failed = Gauge(
             "tandem_persisted_query_manifests_failed", "Manifests that failed to load.", registry=self.registry
         )
+        self.rate_limiter_unavailable = Counter(
+            "tandem_rate_limiter_unavailable", "Charges the rate limiter's Redis did not answer in time.",
+            registry=self.registry,
+        )
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

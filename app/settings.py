@@ -9,12 +9,29 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.external import TrustedIssuer
 
 VAR_DIR = Path("var")
+
+
+class RateTier(BaseModel):
+    """One tier's bucket of query-cost points: `capacity`, refilled at `restore_rate` points a second."""
+
+    capacity: int = Field(gt=0)
+    restore_rate: float = Field(gt=0)
+
+
+class RateTiers(BaseModel):
+    """`TANDEM_RATE_TIERS` is JSON, e.g. `{"anonymous": {"capacity": 500, "restore_rate": 5}}`;
+    tiers it leaves out keep these defaults."""
+
+    anonymous: RateTier = RateTier(capacity=1_000, restore_rate=10)
+    user: RateTier = RateTier(capacity=1_000, restore_rate=50)
+    service: RateTier = RateTier(capacity=2_000, restore_rate=100)
+    admin: RateTier = RateTier(capacity=5_000, restore_rate=250)
 
 
 class Settings(BaseSettings):
@@ -41,11 +58,33 @@ class Settings(BaseSettings):
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000
     max_string_length: int = 10_000
+    # Redis configured but not answering: accept unexpired tokens unchecked (true), or answer 503 (false).
+    revocation_fail_open: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     ws_connection_init_timeout_seconds: float = 10.0
     node_modules_dir: Path | None = None
+    # Query limits and the cost-based rate limiter (README: "Rate limits and query cost").
+    limits_enabled: bool = True
+    max_query_depth: int = Field(default=10, gt=0)
+    max_query_aliases: int = Field(default=15, ge=0)
+    max_query_tokens: int = Field(default=2_000, gt=0)
+    max_query_directives: int = Field(default=50, ge=0)
+    max_root_fields: int = Field(default=20, gt=0)
+    max_batch_operations: int = Field(default=10, ge=0)
+    max_query_cost: int = Field(default=1_000, gt=0)
+    rate_tiers: RateTiers = Field(default_factory=RateTiers)
+    rate_limit_fail_open: bool = True  # Redis configured but not answering: let requests through
+    rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # WebSocket limits (limits/websocket.py), for the subscription endpoint.
+    ws_messages_per_second: float = Field(default=10.0, gt=0)
+    ws_message_burst: int = Field(default=20, gt=0)
+    ws_max_subscriptions: int = Field(default=20, gt=0)
+    ws_max_connections_per_user: int = Field(default=10, gt=0)
+    ws_max_connections_per_ip: int = Field(default=50, gt=0)
+    ws_strikes: int = Field(default=3, gt=0)
+    ws_cool_down_seconds: float = Field(default=60.0, ge=0)
     # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
     freeze_gc_on_start: bool = True
     # Persisted queries (README "Persisted queries"). None: the manifests shipped in `persisted_queries/`.

@@ -8,15 +8,22 @@ every token that carries it has expired.
 
 from __future__ import annotations
 
+import logging
 import time
+
+from redis.exceptions import RedisError
 
 from auth.store import Store
 from auth.tokens import LEEWAY_SECONDS
 
+log = logging.getLogger("tandem.auth")
+
 
 class RevocationList:
-    def __init__(self, store: Store, *, access_token_ttl_seconds: int) -> None:
+    def __init__(self, store: Store, *, access_token_ttl_seconds: int, fail_open: bool = True) -> None:
         self.store = store
+        # Redis down: accept signed, unexpired tokens (they live minutes) rather than refuse everyone.
+        self.fail_open = fail_open
         # A token minted in the instant the session was revoked still expires within this.
         self.session_ttl = access_token_ttl_seconds + 2 * LEEWAY_SECONDS
 
@@ -30,5 +37,16 @@ class RevocationList:
             await self.store.put(f"revoked:sid:{sid}", "1", self.session_ttl)
 
     async def is_revoked(self, jti: str, sid: str | None) -> bool:
+        """Whether the token is revoked; `RevocationUnavailable` when that cannot be known and we fail closed."""
         keys = [f"revoked:jti:{jti}"] + ([f"revoked:sid:{sid}"] if sid else [])
-        return await self.store.any_exists(keys)
+        try:
+            return await self.store.any_exists(keys)
+        except (RedisError, OSError) as exc:
+            if not self.fail_open:
+                raise RevocationUnavailable("The revocation list cannot be read; try again shortly.") from exc
+            log.warning("revocation list unavailable (%s); accepting the token unchecked", exc)
+            return False
+
+
+class RevocationUnavailable(Exception):
+    """The shared revocation list (Redis) does not answer and the server is set to fail closed."""

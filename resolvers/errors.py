@@ -4,7 +4,10 @@
     ├── BadUserInput      BAD_USER_INPUT   (mutations turn it into `userErrors`)
     ├── NotFound          NOT_FOUND        (also "exists, but not yours": never leak existence)
     ├── Unauthenticated   UNAUTHENTICATED
-    └── Forbidden         FORBIDDEN        (you can see it, but may not do this)
+    ├── Forbidden         FORBIDDEN        (you can see it, but may not do this)
+    ├── QueryTooDeep      QUERY_TOO_DEEP   (limits: nesting, checked before validation)
+    ├── QueryTooComplex   QUERY_TOO_COMPLEX (limits: aliases, tokens, directives, root fields, batch, cost)
+    └── RateLimited       RATE_LIMITED     (limits: the caller's cost budget is spent for now)
 """
 
 from __future__ import annotations
@@ -32,3 +35,21 @@ class Unauthenticated(DomainError):
 
 class Forbidden(DomainError):
     code = "FORBIDDEN"
+
+
+class QueryTooDeep(DomainError):
+    code = "QUERY_TOO_DEEP"
+
+
+class QueryTooComplex(DomainError):
+    code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(DomainError):
+    """`retry_after`: whole seconds until the budget covers the request again (None: unknown)."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -21,6 +21,7 @@ from db.models import (
 )
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
+from schema.directives import CONNECTION, ListSize
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import TaskFilterType, TaskOrderType, TaskType, UserType
@@ -70,7 +71,7 @@ class Document(Node):
         assert row is not None  # owner_id is a non-null foreign key
         return user_type(info.context, row)
 
-    @strawberry.field
+    @strawberry.field(directives=[ListSize(assumed_size=5)])  # most documents have a few
     async def collaborators(self, info: Info[Context, Any]) -> list[Collaborator]:
         rows = await resolvers.documents.collaborators(info.context, self._row.id)
         return [Collaborator(role=CollaboratorRole(row.role), _row=row) for row in rows]
@@ -80,7 +81,7 @@ class Document(Node):
         role = await resolvers.documents.viewer_role(info.context, self._row.id)
         return CollaboratorRole(role) if role else None
 
-    @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])])
+    @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])], directives=[CONNECTION])
     async def tasks(
         self, info: Info[Context, Any],
         first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None,

@@ -14,13 +14,14 @@ import strawberry
 from graphql import GraphQLError
 
 from resolvers.errors import DomainError
+from schema.directives import FREE
 
 log = logging.getLogger("tandem.errors")
 
 MASKED_MESSAGE = "Internal server error."
 
 
-@strawberry.type(description="A problem with the input of a mutation; nothing was changed.")
+@strawberry.type(description="A problem with the input of a mutation; nothing was changed.", directives=[FREE])
 class UserError:
     field: str | None
     message: str

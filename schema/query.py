@@ -16,8 +16,10 @@ from auth import scopes
 from auth.permissions import HasScope, IsAuthenticated, require_scope
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
+from schema.directives import CONNECTION, ListSize
 from schema.documents import Document
 from schema.inputs import page_args, task_query
+from schema.rate_limit import RateLimit, rate_limit
 from schema.relay import Connection, Node, connection, decode_any_id, decode_id
 from schema.tasks import Task, TaskFilter, TaskOrder
 from schema.users import User, user_type
@@ -50,7 +52,10 @@ class Query:
     async def node(self, info: Info[Context, Any], id: strawberry.ID) -> Node | None:
         return await _node(info.context, id)
 
-    @strawberry.field(description=f"Up to {MAX_NODES} objects by ID; each missing one is null with an error.")
+    @strawberry.field(
+        description=f"Up to {MAX_NODES} objects by ID; each missing one is null with an error.",
+        directives=[ListSize(slicing_arguments=["ids"], assumed_size=MAX_NODES)],
+    )
     def nodes(self, info: Info[Context, Any], ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise BadUserInput(f"At most {MAX_NODES} IDs at once; {len(ids)} given.", field="ids")
@@ -70,6 +75,7 @@ class Query:
     @strawberry.field(
         description="Every task you may see: yours, assigned to you, or in documents shared with you.",
         extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])],
+        directives=[CONNECTION],
     )
     async def tasks(
         self, info: Info[Context, Any],
@@ -88,6 +94,7 @@ class Query:
     @strawberry.field(
         description="Documents shared with you (including your own).",
         extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
+        directives=[CONNECTION],
     )
     async def documents(
         self, info: Info[Context, Any],
@@ -95,3 +102,5 @@ class Query:
     ) -> Connection[Document]:
         page = await resolvers.documents.visible_documents(info.context, page_args(first, after, last, before))
         return connection(page, Document.from_row)
+
+    rate_limit: RateLimit | None = rate_limit

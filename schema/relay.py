@@ -11,6 +11,7 @@ import strawberry
 
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.pagination import Page, encode_cursor
+from schema.directives import FREE, Cost
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,7 +52,7 @@ class Node:
     id: strawberry.ID
 
 
-@strawberry.type
+@strawberry.type(directives=[FREE])
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
@@ -59,7 +60,7 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type
+@strawberry.type(directives=[FREE])  # a wrapper around its node, which is priced on its own
 class Edge(Generic[T]):
     node: T
     cursor: str
@@ -71,7 +72,7 @@ class Connection(Generic[T]):
     page_info: PageInfo
     _count: strawberry.Private[Callable[[], Awaitable[int]]]
 
-    @strawberry.field(description="All items in the connection, ignoring pagination.")
+    @strawberry.field(description="All items in the connection, ignoring pagination.", directives=[Cost(weight="1")])
     async def total_count(self) -> int:
         return await self._count()
 

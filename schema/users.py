@@ -18,6 +18,7 @@ from auth.permissions import HasScope
 from db.models import User as UserRow  # row types: Strawberry resolves Private[...] too
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
+from schema.directives import CONNECTION
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentType, TaskFilterType, TaskOrderType, TaskType
@@ -46,6 +47,7 @@ class User(Node):
     @strawberry.field(
         description="Tasks this user owns or is assigned to, as far as you may see them.",
         extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])],
+        directives=[CONNECTION],
     )
     async def tasks(
         self, info: Info[Context, Any],
@@ -61,6 +63,7 @@ class User(Node):
     @strawberry.field(
         description="Documents this user collaborates on, as far as you may see them.",
         extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
+        directives=[CONNECTION],
     )
     async def documents(
         self, info: Info[Context, Any],

@@ -41,6 +41,13 @@ def global_id(type_name: str, pk: int) -> str:
     return encode_id(type_name, pk)
 
 
+def without_cost(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without `extensions.cost`, which every response carries (tests/limits checks it)."""
+    extensions = {k: v for k, v in body.get("extensions", {}).items() if k != "cost"}
+    rest = {k: v for k, v in body.items() if k != "extensions"}
+    return {**rest, "extensions": extensions} if extensions else rest
+
+
 # --- databases ----------------------------------------------------------------------------------
 
 
@@ -170,7 +177,8 @@ class Gql(Protocol):
 
 @pytest.fixture
 def gql(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Gql:
-    """POST a GraphQL request (as `as_user`, if given) and return the decoded body."""
+    """POST a GraphQL request (as `as_user`, if given) and return the decoded body, without
+    `extensions.cost` (see `without_cost`)."""
 
     async def run(
         query: str, variables: dict[str, Any] | None = None, *, as_user: User | None = None,
@@ -181,8 +189,7 @@ def gql(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Gql:
             headers["Authorization"] = f"Bearer {token_for(as_user, scope)}"
         response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
         assert response.status_code in (200, 400, 401), response.text
-        body: dict[str, Any] = response.json()
-        return body
+        return without_cost(response.json())
 
     return run
 

@@ -33,7 +33,7 @@ from auth.keys import ALGORITHM, KeyStore, add_key
 from auth.tokens import LEEWAY_SECONDS, InvalidToken, TokenService
 from db.engine import Sessions
 from db.models import User
-from tests.conftest import GRAPHQL_RESPONSE, global_id, serve
+from tests.conftest import GRAPHQL_RESPONSE, global_id, serve, without_cost
 from tests.factories import make_user
 
 VIEWER = "{ viewer { id } }"
@@ -279,7 +279,7 @@ async def test_media_type_form_of_typ_is_accepted(app: Starlette, client: httpx.
     forger = Forger(app.state.tokens, str(alice.id))
     token = forger.signed(forger.claims(), typ="application/at+jwt")
     response = await _ask_viewer(client, f"Bearer {token}")
-    assert response.json() == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
+    assert without_cost(response.json()) == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
 
 
 # --- the same attacks on TokenService.verify --------------------------------------------------------
@@ -310,7 +310,7 @@ def test_verify_refuses_wrong_audience_even_when_it_is_in_a_list(service: TokenS
 async def test_fresh_token_yields_viewer(client: httpx.AsyncClient, token_for: Callable[..., str], alice: User) -> None:
     response = await _ask_viewer(client, f"Bearer {token_for(alice)}")
     assert response.status_code == 200
-    assert response.json() == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
+    assert without_cost(response.json()) == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
 
 
 async def test_scheme_is_case_insensitive(
@@ -403,7 +403,7 @@ async def test_rotation_through_the_running_app(settings: Settings, tmp_path: Pa
     async with serve(rotating) as http:  # the restarted app
         response = await _ask_viewer(http, f"Bearer {old_token}")
         jwks = (await http.get("/.well-known/jwks.json")).json()
-    assert response.json() == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
+    assert without_cost(response.json()) == {"data": {"viewer": {"id": global_id("User", alice.id)}}}
     assert {key["kid"] for key in jwks["keys"]} == {old_kid, new.kid}
 
 

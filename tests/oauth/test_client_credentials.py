@@ -13,7 +13,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from db.engine import Sessions
 from db.models import User
-from tests.conftest import codes, global_id
+from tests.conftest import codes, global_id, without_cost
 from tests.factories import make_task, make_user
 from tests.oauth.conftest import TOKEN, RegisteredClient, sqlite_only
 
@@ -23,7 +23,7 @@ OAuthClientFactory = Callable[..., AsyncOAuth2Client]
 async def _graphql(http: httpx.AsyncClient, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
     response = await http.post("/graphql", json={"query": query, "variables": variables or {}},
                                headers={"Authorization": f"Bearer {token}"})
-    return response.status_code, response.json()
+    return response.status_code, without_cost(response.json())
 
 
 @sqlite_only

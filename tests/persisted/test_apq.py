@@ -17,7 +17,7 @@ import pytest
 from app.settings import Settings
 from db.engine import Sessions
 from db.models import User
-from tests.conftest import GRAPHQL_RESPONSE, codes, serve, task_count
+from tests.conftest import GRAPHQL_RESPONSE, codes, serve, task_count, without_cost
 from tests.persisted.conftest import JSON, Post, apq, metric, sha256
 
 VIEWER = "query Viewer { viewer { id name } }"
@@ -56,7 +56,7 @@ async def test_hash_then_query_then_hash(client: httpx.AsyncClient, post: Post, 
 
     retry = await post({"operationName": "Viewer", "query": VIEWER, "extensions": apq(VIEWER)}, as_user=alice)
     assert retry.status_code == 200
-    assert retry.json() == {"data": {"viewer": {"id": retry.json()["data"]["viewer"]["id"], "name": "Alice"}}}
+    assert without_cost(retry.json()) == {"data": {"viewer": {"id": retry.json()["data"]["viewer"]["id"], "name": "Alice"}}}
 
     again = await post({"operationName": "Viewer", "extensions": apq(VIEWER)}, as_user=alice)
     assert again.status_code == 200
@@ -71,7 +71,7 @@ async def test_upper_case_hash_names_the_same_query(post: Post) -> None:
     await post({"query": TYPENAME, "extensions": apq(TYPENAME)})
     upper = {"persistedQuery": {"version": 1, "sha256Hash": sha256(TYPENAME).upper()}}
     response = await post({"extensions": upper})
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert without_cost(response.json()) == {"data": {"__typename": "Query"}}
 
 
 async def test_a_registered_mutation_runs_again_by_hash(post: Post, sessions: Sessions, alice: User) -> None:
@@ -120,7 +120,8 @@ async def test_malformed_persisted_query_is_bad_user_input(post: Post, persisted
 
 
 async def test_oversized_query_is_not_registered(settings: Settings) -> None:
-    big = "query Big { " + " ".join(f"a{i}: __typename" for i in range(200)) + " }"
+    # Big in bytes, small in every other limit (aliases, tokens): a long comment.
+    big = "query Big { __typename }\n# " + "padding " * 200
     assert len(big) > 1000
     async with serve(settings.model_copy(update={"apq_max_query_bytes": 1000})) as http:
         response = await http.post("/graphql", json={"query": big, "extensions": apq(big)},
@@ -133,7 +134,7 @@ async def test_oversized_query_is_not_registered(settings: Settings) -> None:
         assert codes(follow_up.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
         # The same text without the APQ extension is an ordinary request and runs.
         plain = await http.post("/graphql", json={"query": big})
-        assert plain.json()["data"]["a0"] == "Query"
+        assert plain.json()["data"] == {"__typename": "Query"}
 
 
 async def test_a_query_that_does_not_validate_is_not_registered(post: Post) -> None:
@@ -178,7 +179,7 @@ async def test_get_by_hash_is_cacheable_and_revalidates(client: httpx.AsyncClien
     await post({"query": TYPENAME, "extensions": apq(TYPENAME)})
     response = await client.get(url)
     assert response.status_code == 200
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert without_cost(response.json()) == {"data": {"__typename": "Query"}}
     assert response.headers["cache-control"] == "public, max-age=60"
     assert {"Accept", "Authorization"} <= {v.strip() for v in response.headers["vary"].split(",")}
     etag = response.headers["etag"]
@@ -193,9 +194,9 @@ async def test_get_by_hash_is_cacheable_and_revalidates(client: httpx.AsyncClien
 
 async def test_registration_over_get_works_too(client: httpx.AsyncClient) -> None:
     response = await client.get(get_params(TYPENAME, extensions=apq(TYPENAME)))
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert without_cost(response.json()) == {"data": {"__typename": "Query"}}
     by_hash = await client.get(get_params(extensions=apq(TYPENAME)))
-    assert by_hash.json() == {"data": {"__typename": "Query"}}
+    assert without_cost(by_hash.json()) == {"data": {"__typename": "Query"}}
 
 
 async def test_signed_in_get_is_private(client: httpx.AsyncClient, post: Post, alice: User,
@@ -232,7 +233,7 @@ async def test_get_never_runs_a_registered_mutation(
 async def test_browser_get_with_a_hash_is_answered_not_graphiql(client: httpx.AsyncClient, post: Post) -> None:
     await post({"query": TYPENAME, "extensions": apq(TYPENAME)})
     response = await client.get(get_params(extensions=apq(TYPENAME)), headers={"Accept": "text/html,*/*"})
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert without_cost(response.json()) == {"data": {"__typename": "Query"}}
 
 
 async def test_get_with_extensions_that_are_not_json_is_400(client: httpx.AsyncClient) -> None:
@@ -276,7 +277,7 @@ async def test_instances_share_registrations_through_redis(settings: Settings, r
             "PERSISTED_QUERY_NOT_FOUND"]
         await first.post("/graphql", json={"query": VIEWER, "extensions": apq(VIEWER)})
         response = await second.post("/graphql", json={"extensions": apq(VIEWER)})
-        assert response.json() == {"data": {"viewer": None}}
+        assert without_cost(response.json()) == {"data": {"viewer": None}}
 
 
 async def test_redis_down_degrades_to_full_queries(settings: Settings) -> None:
@@ -285,4 +286,4 @@ async def test_redis_down_degrades_to_full_queries(settings: Settings) -> None:
         assert missing.status_code == 200
         assert codes(missing.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
         full = await http.post("/graphql", json={"query": TYPENAME, "extensions": apq(TYPENAME)})
-        assert full.json() == {"data": {"__typename": "Query"}}
+        assert without_cost(full.json()) == {"data": {"__typename": "Query"}}

@@ -1,0 +1,81 @@
+"""The query limits and the cost-based rate limiter, chosen from the settings.
+
+Redis configured: buckets in Redis, shared by every instance; otherwise in this process. With
+limits off, Strawberry's plain validation cache takes the place of `QueryLimits`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from strawberry.extensions import ValidationCache
+
+from app.metrics import Metrics
+from app.settings import RateTier, Settings
+from limits.buckets import Buckets, MemoryBuckets, Policy
+from limits.connection_slots import ConnectionSlots, MemorySlots, RedisSlots
+from limits.cost_limit import CostLimit, CostLimitConfig
+from limits.limiter import Limiter, Tiers
+from limits.query_limits import QueryLimits, QueryLimitsConfig, StaticLimits
+from limits.redis_buckets import RedisBuckets
+from limits.websocket import WebSocketLimiter, WebSocketPolicy
+
+VALIDATION_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AppLimits:
+    """Schema extension factories (put them before `ParserCache`), the limiter to close at shutdown,
+    and the WebSocket limits for the subscription endpoint (see limits/websocket.py)."""
+
+    extensions: list[Any]
+    limiter: Limiter | None
+    websocket: WebSocketLimiter
+
+
+def _policy(name: str, tier: RateTier) -> Policy:
+    return Policy(name, tier.capacity, tier.restore_rate)
+
+
+def tiers(settings: Settings) -> Tiers:
+    configured = settings.rate_tiers
+    return Tiers(
+        anonymous=_policy("anonymous", configured.anonymous), user=_policy("user", configured.user),
+        service=_policy("service", configured.service), admin=_policy("admin", configured.admin),
+    )
+
+
+def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimiter:
+    policy = WebSocketPolicy(
+        messages_per_second=settings.ws_messages_per_second, message_burst=settings.ws_message_burst,
+        max_subscriptions=settings.ws_max_subscriptions, max_connections_per_user=settings.ws_max_connections_per_user,
+        max_connections_per_ip=settings.ws_max_connections_per_ip, strikes=settings.ws_strikes,
+        cool_down_seconds=settings.ws_cool_down_seconds,
+    )
+    slots: ConnectionSlots = (
+        RedisSlots(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None else MemorySlots()
+    )
+    return WebSocketLimiter(policy, slots)
+
+
+def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> AppLimits:
+    websocket = websocket_limiter(settings, redis)
+    if not settings.limits_enabled:
+        return AppLimits([lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE)], None, websocket)
+    buckets: Buckets = (
+        RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None
+        else MemoryBuckets()
+    )
+    limiter = Limiter(
+        buckets, tiers(settings), fail_open=settings.rate_limit_fail_open,
+        on_unavailable=metrics.rate_limiter_unavailable.inc,
+    )
+    static = QueryLimitsConfig(StaticLimits(
+        max_depth=settings.max_query_depth, max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens, max_directives=settings.max_query_directives,
+        max_root_fields=settings.max_root_fields,
+    ), validation_cache_size=VALIDATION_CACHE_SIZE)
+    cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost)
+    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter, websocket)

@@ -1,0 +1,122 @@
+"""Counted WebSocket connections per user and per address, and cool-downs, shared by all instances.
+
+A connection holds a *slot* in each scope it counts against (`user:42`, `ip:203.0.113.7`). A slot is
+a lease: it lapses `lease_seconds` after it was taken or last renewed, so the slots of an instance
+that died without closing its sockets free themselves. The WebSocket layer renews its connections'
+slots while they live (on each keep-alive ping, say) and releases them on close.
+
+In Redis each scope is a sorted set `tandem:ws:slots:{<scope>}` (connection id → lease end, by
+Redis's clock), taken by one Lua script per scope; a cool-down is a key
+`tandem:ws:cooldown:{<scope>}` that expires. In memory, the same with dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+SLOTS_PREFIX = "tandem:ws:slots:"
+COOL_DOWN_PREFIX = "tandem:ws:cooldown:"
+
+# KEYS[1]: the scope's sorted set. ARGV: connection id, limit, lease (ms). 1 when the slot is held.
+_TAKE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class SlotsUnavailable(Exception):
+    """Redis did not answer; the caller lets the connection in (as the HTTP limiter fails open)."""
+
+
+class ConnectionSlots(Protocol):
+    async def take(self, scope: str, connection_id: str, limit: int, lease_seconds: float) -> bool:
+        """Hold (or renew) a slot in `scope`; False when `limit` others hold one."""
+        ...
+
+    async def release(self, scope: str, connection_id: str) -> None: ...
+
+    async def cool_down(self, scope: str, seconds: float) -> None:
+        """Refuse `scope` for `seconds`."""
+        ...
+
+    async def cooling(self, scope: str) -> float:
+        """Seconds left of `scope`'s cool-down (0 when there is none)."""
+        ...
+
+
+class MemorySlots:
+    def __init__(self) -> None:
+        self._slots: dict[str, dict[str, float]] = {}  # scope -> connection id -> lease end
+        self._cool_downs: dict[str, float] = {}
+
+    async def take(self, scope: str, connection_id: str, limit: int, lease_seconds: float) -> bool:
+        now = time.monotonic()
+        held = {cid: end for cid, end in self._slots.get(scope, {}).items() if end > now}
+        if connection_id not in held and len(held) >= limit:
+            self._slots[scope] = held
+            return False
+        held[connection_id] = now + lease_seconds
+        self._slots[scope] = held
+        return True
+
+    async def release(self, scope: str, connection_id: str) -> None:
+        held = self._slots.get(scope, {})
+        held.pop(connection_id, None)
+        if not held:
+            self._slots.pop(scope, None)
+
+    async def cool_down(self, scope: str, seconds: float) -> None:
+        self._cool_downs[scope] = time.monotonic() + seconds
+
+    async def cooling(self, scope: str) -> float:
+        left = self._cool_downs.get(scope, 0.0) - time.monotonic()
+        if left <= 0:
+            self._cool_downs.pop(scope, None)
+            return 0.0
+        return left
+
+
+class RedisSlots:
+    def __init__(self, redis: Redis, *, timeout: float = 0.5) -> None:
+        self._redis = redis
+        self._take = redis.register_script(_TAKE)
+        self._timeout = timeout
+
+    async def take(self, scope: str, connection_id: str, limit: int, lease_seconds: float) -> bool:
+        result = await self._call(self._take(keys=[_key(SLOTS_PREFIX, scope)],
+                                             args=[connection_id, limit, int(lease_seconds * 1000)]))
+        return bool(result)
+
+    async def release(self, scope: str, connection_id: str) -> None:
+        await self._call(self._redis.zrem(_key(SLOTS_PREFIX, scope), connection_id))
+
+    async def cool_down(self, scope: str, seconds: float) -> None:
+        await self._call(self._redis.set(_key(COOL_DOWN_PREFIX, scope), 1, px=max(1, int(seconds * 1000))))
+
+    async def cooling(self, scope: str) -> float:
+        left = await self._call(self._redis.pttl(_key(COOL_DOWN_PREFIX, scope)))
+        return max(0, int(left)) / 1000
+
+    async def _call(self, command: Awaitable[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await command
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise SlotsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _key(prefix: str, scope: str) -> str:
+    return f"{prefix}{{{scope}}}"

@@ -1,0 +1,151 @@
+"""`QueryLimits`: the static limits, checked before graphql-core validates the document.
+
+- tokens: graphql-core's parser stops after `max_tokens` tokens (and as many comments), so an
+  oversized document is never even fully read;
+- depth, aliases, directives and root fields: measured by `limits.shape` on the parsed document.
+
+Order matters: a document that breaks a limit must not reach validation, whose overlapping-fields
+rule alone can take a second on a 2,000-token document of conflicting aliases. A refusal sets the
+request's errors in `on_validate`, before any later extension's hook, and Strawberry then skips its
+own validation. An extension that validates while entering its hook (Strawberry's
+`ValidationCache`) would get there first, so `QueryLimitsConfig(validation_cache_size=N)` has this
+extension validate instead, after the limits, with such an LRU cache of its own; with an extension
+that only serves already-validated documents (a document cache by hash), leave it at None. List
+`QueryLimits` before `ParserCache`: its token limit applies while parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    Lexer,
+    Source,
+    TokenKind,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+from limits.shape import Shape, measure
+from resolvers.errors import DomainError, QueryTooComplex, QueryTooDeep
+
+# graphql-core's messages when the parser stops at its token or comment limit.
+_TOKEN_LIMIT = re.compile(r"Document contains more than \d+ (tokens|comments)\. Parsing aborted\.")
+# Counting tokens after the parser gave up only serves the error message: stop at some multiple.
+_COUNT_UP_TO = 10
+
+Validate = Callable[[GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]]
+
+
+@dataclass(frozen=True, slots=True)
+class StaticLimits:
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2_000
+    max_directives: int = 50
+    max_root_fields: int = 20
+
+    def violation(self, shape: Shape) -> GraphQLError | None:
+        """The first limit the shape breaks, as the error the client will read."""
+        if shape.depth > self.max_depth:
+            return limit_error(QueryTooDeep, f"The query is nested {shape.depth} fields deep", self.max_depth,
+                               shape.depth)
+        checks = (
+            ("aliases", shape.aliases, self.max_aliases),
+            ("directives", shape.directives, self.max_directives),
+            ("root fields", shape.root_fields, self.max_root_fields),
+        )
+        for what, found, limit in checks:
+            if found > limit:
+                return limit_error(QueryTooComplex, f"The query uses {found} {what}", limit, found)
+        return None
+
+
+def limit_error(kind: type[DomainError], text: str, limit: int, found: int | None) -> GraphQLError:
+    """`<text>; the limit is <limit>.`, with `extensions.limit` and `extensions.found` for programs."""
+    message = f"{text}; the limit is {limit}."
+    return GraphQLError(message, original_error=kind(message), extensions={"limit": limit, "found": found})
+
+
+class QueryLimitsConfig:
+    """Built once per app; every request's `QueryLimits` shares it (and its validation cache)."""
+
+    def __init__(self, limits: StaticLimits, *, validation_cache_size: int | None = None) -> None:
+        self.limits = limits
+        self.validate: Validate | None = (
+            lru_cache(maxsize=validation_cache_size)(validate_document) if validation_cache_size else None
+        )
+
+
+class QueryLimits(SchemaExtension):
+    def __init__(self, config: QueryLimitsConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def on_operation(self) -> Iterator[None]:
+        # Strawberry's ParseOptions type knows only `max_tokens`, which graphql-core deprecates.
+        options = cast(dict[str, Any], self.execution_context.parse_options)
+        options["max_lexical_tokens"] = self.config.limits.max_tokens
+        options["max_comments"] = self.config.limits.max_tokens
+        try:
+            yield
+        except GraphQLSyntaxError as error:
+            # ParserCache parses while entering its own hook; its errors skip the other parse hooks.
+            if (match := _TOKEN_LIMIT.search(error.message)) is None:
+                raise
+            raise self._too_many_tokens(match.group(1)) from None
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        yield
+        # Without ParserCache, Strawberry parses between the hooks and has already put the parser's
+        # error in its result (a list of its own), so the error is rewritten in place.
+        for parsed in context.pre_execution_errors or ():
+            if isinstance(parsed, GraphQLSyntaxError) and (match := _TOKEN_LIMIT.search(parsed.message)):
+                ours = self._too_many_tokens(match.group(1))
+                parsed.message, parsed.extensions = ours.message, ours.extensions
+                parsed.original_error = ours.original_error
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            violation = self.config.limits.violation(measure(document, context.operation_name))
+            if violation is not None:
+                context.pre_execution_errors = [violation]  # Strawberry then skips validation
+            elif self.config.validate is not None:
+                context.pre_execution_errors = self.config.validate(
+                    context.schema._schema, document, context.validation_rules
+                )
+        yield
+
+    def _too_many_tokens(self, what: str) -> GraphQLError:
+        limit = self.config.limits.max_tokens
+        if what == "comments":
+            return limit_error(QueryTooComplex, f"The query has more than {limit} comments", limit, None)
+        cap = limit * _COUNT_UP_TO
+        found = _count_tokens(self.execution_context.query or "", cap)
+        if found > cap:
+            return limit_error(QueryTooComplex, f"The query has more than {cap} tokens", limit, None)
+        return limit_error(QueryTooComplex, f"The query has {found} tokens", limit, found)
+
+
+def _count_tokens(query: str, up_to: int) -> int:
+    """Lexical tokens in `query`, counting at most `up_to + 1`; invalid text ends the count."""
+    lexer = Lexer(Source(query))
+    count = 0
+    try:
+        while count <= up_to and lexer.advance().kind != TokenKind.EOF:
+            count += 1
+    except GraphQLSyntaxError:
+        pass
+    return count

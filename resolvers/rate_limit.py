@@ -1,0 +1,33 @@
+"""The caller's rate-limit state for this request, as `Query.rateLimit` reports it.
+
+The cost limiter (limits/cost_limit.py) charges the request before any resolver runs and leaves its
+verdict in the context; reading it here costs nothing more. Without a limiter there is none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from resolvers.context import Context
+
+_KEY = "rate_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    tier: str
+    limit: int  # the bucket's capacity, in cost points
+    remaining: int  # points left once this request was charged
+    restore_rate: float  # points regained per second
+    cost: int  # what this request was charged (its requested cost)
+    reset_at: datetime  # when the bucket will be full again
+
+
+def set_rate_limit_status(ctx: Context, status: RateLimitStatus) -> None:
+    ctx.extras[_KEY] = status
+
+
+def rate_limit_status(ctx: Context) -> RateLimitStatus | None:
+    status = ctx.extras.get(_KEY)
+    return status if isinstance(status, RateLimitStatus) else None
