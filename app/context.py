@@ -10,6 +10,7 @@ from db.engine import Sessions
 from loaders import Loaders
 from resolvers.context import Context, Limits, Viewer
 from resolvers.errors import Unauthenticated
+from resolvers.webhook_urls import UrlPolicy
 
 # ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
 _USER_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
@@ -22,16 +23,19 @@ def user_id_of(subject: str) -> int:
 
 
 class ContextFactory:
-    def __init__(self, sessions: Sessions, tokens: TokenService, limits: Limits) -> None:
+    def __init__(
+        self, sessions: Sessions, tokens: TokenService, limits: Limits, url_policy: UrlPolicy | None = None
+    ) -> None:
         self.sessions = sessions
         self.tokens = tokens
         self.limits = limits
+        self.url_policy = url_policy or UrlPolicy(allow_private=False)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
         token = bearer_token(authorization)
         if token is None:
-            return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits)
+            return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits, self.url_policy)
         try:
             claims = self.tokens.verify(token)
         except InvalidToken as exc:
@@ -42,4 +46,4 @@ class ContextFactory:
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
         viewer = Viewer(user.id, claims.scopes, user.role, claims.client_id, claims.token_id)
-        return Context(self.sessions, loaders, viewer, request_id, self.limits)
+        return Context(self.sessions, loaders, viewer, request_id, self.limits, self.url_policy)

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
@@ -20,13 +21,14 @@ from app.graphql_http import GraphQLHTTP
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
+from app.rest_layer import build_rest_layer, url_policy
 from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.keys import KeyStore
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
-from rest import health
+from rest import errors, health
 from schema import build_schema
 
 
@@ -52,19 +54,23 @@ def create_app(settings: Settings) -> Starlette:
     ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, tokens, limits),
+        ContextFactory(sessions, tokens, limits, url_policy(settings)),
         metrics,
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql_page if settings.graphiql_enabled else None,
     )
+    node_modules = settings.node_modules_dir or node_modules_dir()
+    rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
+                                  node_modules=node_modules)
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *health.routes(sessions, redis),
+        *rest_layer.routes,
     ]
     if settings.graphiql_enabled:
-        routes.append(graphiql_assets(settings.node_modules_dir or node_modules_dir()))
+        routes.append(graphiql_assets(node_modules))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,9 +79,11 @@ def create_app(settings: Settings) -> Starlette:
         if settings.freeze_gc_on_start:
             gc.collect()
             gc.freeze()
+        await rest_layer.start()
         try:
             yield
         finally:
+            await rest_layer.stop()  # before the engine goes: the worker finishes its writes
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -92,13 +100,16 @@ def create_app(settings: Settings) -> Starlette:
             allow_credentials=True,
             max_age=600,
         ),
+        *rest_layer.middleware,  # Idempotency-Key: innermost, so replays still get request ids and headers
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: errors.http_exception})
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.schema = schema
+    app.state.rest = rest_layer
     return app
 
 

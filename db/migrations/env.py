@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from db import idempotency, webhooks  # noqa: F401  (their tables live on Base.metadata too)
 from db.engine import make_engine
 from db.models import Base
 
