@@ -103,8 +103,9 @@ async def create_endpoint(
 async def update_endpoint(ctx: Context, endpoint_id: int, changes: dict[str, Any]) -> WebhookEndpoint:
     """Partial: keys present in `changes` (url, events, description, enabled) are applied.
 
-    `enabled: false` pauses deliveries (they wait, pending); `enabled: true` resumes them and
-    forgets any failure streak, including after the endpoint was disabled for failing.
+    `enabled: false` stops deliveries: the endpoint gets no new events, and those already waiting
+    stay pending; `enabled: true` sends them again and forgets any failure streak, also after the
+    endpoint was disabled for failing.
     """
     await visible_endpoint(ctx, endpoint_id)
     values: dict[str, Any] = {}

@@ -190,7 +190,8 @@ class UpdateWebhookEndpointInput:
     description: str | None = strawberry.UNSET
     enabled: bool | None = strawberry.field(
         default=strawberry.UNSET,
-        description="false pauses deliveries (they wait); true resumes them, also after an automatic disable.",
+        description="false stops deliveries (no new events; waiting ones wait); true resumes, also after an "
+                    "automatic disable.",
     )
 
 
