@@ -75,10 +75,10 @@ async def bot(sessions: Sessions) -> User:
     return user
 
 
-async def eventually(check: Callable[[], T | None | Awaitable[T | None]], what: str,
-                     timeout: float = WAIT_SECONDS) -> T:
-    """Poll `check` until it returns something truthy; fail (naming `what`) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], T | Awaitable[T | None] | None], what: str,
+                     within: float = WAIT_SECONDS) -> T:
+    """Poll `check` until it returns something truthy; fail (naming `what`) after `within` seconds."""
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if inspect.isawaitable(result):
@@ -86,7 +86,7 @@ async def eventually(check: Callable[[], T | None | Awaitable[T | None]], what: 
         if result:
             return result  # type: ignore[return-value]
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:g} s", pytrace=False)
+            pytest.fail(f"{what} did not happen within {within:g} s", pytrace=False)
         await asyncio.sleep(0.02)
 
 

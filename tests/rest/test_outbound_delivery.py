@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 
 from db.models import User
 from tests.conftest import Gql
-from tests.rest.conftest import Receiver, Received, create_endpoint, endpoint_state, eventually
+from tests.rest.conftest import Received, Receiver, create_endpoint, endpoint_state, eventually
 
 CREATE_TASK = """mutation($title: String!) { createTask(input: {title: $title}) { task { id } userErrors { code } } }"""
 

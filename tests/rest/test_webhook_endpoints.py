@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from standardwebhooks import Webhook
 
 from app.settings import Settings
 from db.engine import Sessions
 from db.models import User, utcnow
 from db.webhooks import WebhookEndpoint
 from resolvers.webhooks import MAX_ENDPOINTS_PER_USER
-from standardwebhooks import Webhook
-from tests.conftest import GRAPHQL_RESPONSE, Gql, codes, global_id, serve
+from tests.conftest import GRAPHQL_RESPONSE, Gql, codes, serve
 from tests.rest.conftest import (
     CREATE_ENDPOINT,
     Receiver,
