@@ -51,6 +51,7 @@ class RestLayer:
     run_worker: bool
     http: httpx.AsyncClient
     worker_engine: AsyncEngine
+    inbound: InboundProcessor
     document: openapi.JsonSchema
 
     async def start(self) -> None:
@@ -61,6 +62,7 @@ class RestLayer:
         await self.worker.stop(STOP_GRACE_SECONDS)
         await self.http.aclose()
         await self.worker_engine.dispose()
+        await self.inbound.close()
 
 
 def build_rest_layer(
@@ -87,7 +89,8 @@ def build_rest_layer(
         lease_seconds=settings.webhook_lease_seconds,
     ), http)
     inbound = InboundProcessor(
-        worker_engine, sources, limits, InboundConfig(lease_seconds=settings.webhook_lease_seconds)
+        worker_sessions, settings.database_url, sources, limits,
+        InboundConfig(lease_seconds=settings.webhook_lease_seconds),
     )
     worker = Worker(
         [("deliveries", deliverer.run_once), ("inbound", inbound.run_once),
@@ -119,4 +122,4 @@ def build_rest_layer(
         paths=[IdempotentPath("/graphql", "graphql"), IdempotentPath("/webhooks/", "rest")],
         max_body_bytes=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
     )]
-    return RestLayer(routes, middleware, worker, settings.webhook_worker, http, worker_engine, document)
+    return RestLayer(routes, middleware, worker, settings.webhook_worker, http, worker_engine, inbound, document)

@@ -14,11 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 import resolvers.tasks
 from auth import scopes
+from db.engine import Sessions, make_engine
 from db.models import TaskPriority, utcnow
 from db.webhooks import InboundWebhook, ReceiptStatus
 from resolvers.context import Context, Limits
@@ -76,6 +78,29 @@ async def apply_event(ctx: Context, event: TaskCreateEvent | TaskUpdateEvent | T
     return encode_id("Task", task.id)
 
 
+def processing_engine(database_url: str) -> AsyncEngine:
+    """An engine whose transactions can hold savepoints on SQLite too.
+
+    The sqlite3 driver starts transactions lazily and lets a RELEASE of the outermost savepoint
+    commit everything, which would break the one-transaction rule above. So on this engine the
+    driver is told to stay out of it and each transaction starts with `BEGIN IMMEDIATE` (it is
+    going to write anyway, so it takes SQLite's write lock up front and never fails to upgrade).
+    """
+    engine = make_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _driver_stays_out)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _driver_stays_out(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @dataclass(frozen=True, slots=True)
 class InboundConfig:
     lease_seconds: float = 120.0
@@ -84,13 +109,17 @@ class InboundConfig:
 
 class InboundProcessor:
     def __init__(
-        self, engine: AsyncEngine, sources: dict[str, WebhookSource], limits: Limits, config: InboundConfig
+        self, sessions: Sessions, database_url: str, sources: dict[str, WebhookSource], limits: Limits,
+        config: InboundConfig,
     ) -> None:
-        self.engine = engine
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.sessions = sessions  # for claims: an idle poll only reads
+        self.engine = processing_engine(database_url)  # connects lazily
         self.sources = sources
         self.limits = limits
         self.config = config
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
     async def run_once(self) -> int:
         token = leases.new_token()
@@ -118,8 +147,6 @@ class InboundProcessor:
                 receipt = await session.get(InboundWebhook, receipt_id)
                 if receipt is None or receipt.lock_token != token:
                     return  # our lease ran out and another instance has it
-                # Written first: on SQLite this also opens the real transaction that the
-                # savepoints below nest in.
                 await session.execute(
                     update(InboundWebhook).where(InboundWebhook.id == receipt_id).values(
                         status=ReceiptStatus.PROCESSED.value, processed_at=utcnow(),
