@@ -1,7 +1,7 @@
 """`Idempotency-Key`: retry a mutation safely, over GraphQL or REST.
 
-ASGI middleware on the paths that accept the header (`/graphql`, `POST /webhooks/*`). For a
-mutating request (POST, PUT, PATCH, DELETE) that carries the header:
+ASGI middleware on the endpoints that accept the header (`POST /graphql`, `POST /webhooks/*`).
+For a request there that carries the header:
 
 - the first request runs, and its response is stored for 24 hours (Redis, or the database),
   scoped to who sent it: client + user from the access token, or the IP address when anonymous;
@@ -52,12 +52,16 @@ Shape = Literal["rest", "graphql"]
 
 @dataclass(frozen=True, slots=True)
 class IdempotentPath:
-    """`path` exactly, or every path under it when it ends with "/"; errors in `shape`."""
+    """`path` exactly, or every path under it when it ends with "/", for the methods its endpoints
+    accept (any other method goes straight to the router, which answers 405); errors in `shape`."""
 
     path: str
     shape: Shape
+    methods: frozenset[str] = frozenset({"POST"})
 
-    def matches(self, path: str) -> bool:
+    def matches(self, method: str, path: str) -> bool:
+        if method not in self.methods:
+            return False
         return path.startswith(self.path) if self.path.endswith("/") else path == self.path
 
 
@@ -134,7 +138,7 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] not in _MUTATING:
             await self.app(scope, receive, send)
             return
-        shape = next((p.shape for p in self.paths if p.matches(scope["path"])), None)
+        shape = next((p.shape for p in self.paths if p.matches(scope["method"], scope["path"])), None)
         key = Headers(scope=scope).get(HEADER)
         if shape is None or key is None:
             await self.app(scope, receive, send)
