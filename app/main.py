@@ -96,7 +96,7 @@ def create_app(settings: Settings) -> Starlette:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "Idempotent-Replayed"],
             allow_credentials=True,
             max_age=600,
         ),

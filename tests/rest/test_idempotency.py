@@ -176,12 +176,15 @@ async def _task_row_held(database_url: str, task_id: int) -> AsyncIterator[None]
             await transaction.rollback()
             await connection.close()
         return
-    lite = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None, check_same_thread=False)
-    lite.execute("BEGIN IMMEDIATE")
+    # In a thread: waiting here for the write lock must not stop the event loop, whose own
+    # connections may need it to finish the transaction they hold.
+    lite = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None, check_same_thread=False,
+                           timeout=30)
+    await asyncio.to_thread(lite.execute, "BEGIN IMMEDIATE")
     try:
         yield
     finally:
-        lite.execute("ROLLBACK")
+        await asyncio.to_thread(lite.execute, "ROLLBACK")
         lite.close()
 
 
