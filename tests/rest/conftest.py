@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import inspect
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -25,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.main import create_app
 from app.settings import Settings
+from auth import scopes
 from db.engine import Sessions
 from db.models import User
 from rest.webhook_sources import WebhookSource
@@ -66,13 +70,17 @@ def settings(settings: Settings) -> Settings:
     return fast(settings)
 
 
-@pytest.fixture
-async def bot(sessions: Sessions) -> User:
+async def make_bot(sessions: Sessions) -> User:
     """The user that the `crm` source acts as."""
     user = User(email=BOT_EMAIL, name="CRM bot", password_hash=None, role="member")
     async with sessions.begin() as session:
         session.add(user)
     return user
+
+
+@pytest.fixture
+async def bot(sessions: Sessions) -> User:
+    return await make_bot(sessions)
 
 
 async def eventually(check: Callable[[], T | Awaitable[T | None] | None], what: str,
@@ -88,6 +96,41 @@ async def eventually(check: Callable[[], T | Awaitable[T | None] | None], what: 
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {within:g} s", pytrace=False)
         await asyncio.sleep(0.02)
+
+
+# --- an app of the test's own -------------------------------------------------------------------
+
+
+@dataclass
+class OwnApp:
+    http: httpx.AsyncClient
+    sessions: Sessions
+    app: Starlette
+
+    def token(self, user: User) -> str:
+        minted: str = self.app.state.tokens.issue_access_token(str(user.id), scopes.ALL)
+        return minted
+
+    async def graphql(self, user: User | None, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/graphql-response+json"}
+        if user is not None:
+            headers["Authorization"] = f"Bearer {self.token(user)}"
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
+                                        headers=headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@contextlib.asynccontextmanager
+async def own_app(settings: Settings) -> AsyncIterator[OwnApp]:
+    """An app built from `settings`, for tests whose background worker must be the only one on the
+    database: such tests take none of the fixtures that start the suite's `app` (`sessions`,
+    `alice`, `token_for`, `gql`, `client`), whose worker would otherwise deliver or apply too."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tandem.test") as http:
+            yield OwnApp(http, app.state.sessions, app)
 
 
 # --- a webhook receiver --------------------------------------------------------------------------

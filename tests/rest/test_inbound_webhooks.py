@@ -23,7 +23,7 @@ from rest.inbound_processing import InboundConfig, InboundProcessor
 from rest.webhook_sources import by_name
 from tests.conftest import global_id, serve
 from tests.factories import make_task
-from tests.rest.conftest import SECRET_A, SECRET_B, SOURCE, eventually
+from tests.rest.conftest import SECRET_A, SECRET_B, SOURCE, eventually, make_bot, own_app
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 WRONG_SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
@@ -146,21 +146,23 @@ async def test_a_missing_acting_user_fails_the_event(client: httpx.AsyncClient, 
         "failed", "NOT_FOUND: The user this source acts as (webhook-bot@example.test) does not exist.")
 
 
-async def test_the_answer_comes_before_the_work(settings: Settings, sessions: Sessions, bot: User) -> None:
+@SQLITE_ONLY
+async def test_the_answer_comes_before_the_work(settings: Settings) -> None:
     """With no worker running the event is stored and answered, and nothing is applied yet; a worker
     applies it later (here one round of the same processor that the app's worker runs)."""
-    async with serve(settings.model_copy(update={"webhook_worker": False})) as client:
+    async with own_app(settings.model_copy(update={"webhook_worker": False})) as own:
+        bot = await make_bot(own.sessions)
         body, headers = signed(create("Later"))
-        assert (await post(client, body, headers)).status_code == 202
-        assert await tasks_of(sessions, bot) == []
-        processor = InboundProcessor(sessions, settings.database_url, by_name(settings.webhook_sources), Limits(),
-                                     InboundConfig())
+        assert (await post(own.http, body, headers)).status_code == 202
+        assert await tasks_of(own.sessions, bot) == []
+        processor = InboundProcessor(own.sessions, settings.database_url, by_name(settings.webhook_sources),
+                                     Limits(), InboundConfig())
         try:
             assert await processor.run_once() == 1
             assert await processor.run_once() == 0  # nothing is applied twice
         finally:
             await processor.close()
-    assert [t.title for t in await tasks_of(sessions, bot)] == ["Later"]
+        assert [t.title for t in await tasks_of(own.sessions, bot)] == ["Later"]
 
 
 # --- refused --------------------------------------------------------------------------------------

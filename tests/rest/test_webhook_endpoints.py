@@ -4,7 +4,6 @@ pausing and redelivery; and the SSRF rules, which refuse private and loopback ta
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +16,15 @@ from db.engine import Sessions
 from db.models import User, utcnow
 from db.webhooks import WebhookEndpoint
 from resolvers.webhooks import MAX_ENDPOINTS_PER_USER
-from tests.conftest import GRAPHQL_RESPONSE, Gql, codes, serve
+from tests.conftest import Gql, codes
+from tests.factories import make_user
 from tests.rest.conftest import (
     CREATE_ENDPOINT,
     Receiver,
     create_endpoint,
     endpoint_state,
     eventually,
+    own_app,
 )
 
 CREATE_TASK = """mutation($title: String!) { createTask(input: {title: $title}) { task { id } } }"""
@@ -221,9 +222,7 @@ async def _disabled(gql: Gql, user: User, endpoint_id: str) -> dict[str, Any] | 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_production_refuses_private_and_loopback_targets(
-    settings: Settings, alice: User, token_for: Callable[..., str]
-) -> None:
+async def test_production_refuses_private_and_loopback_targets(settings: Settings) -> None:
     production = settings.model_copy(update={"env": "production", "webhook_worker": False})
     refused = {
         "http://example.com/hook": "`url` must use https://.",
@@ -239,43 +238,33 @@ async def test_production_refuses_private_and_loopback_targets(
         "https://0.0.0.0/hook": "private or reserved address",
         "https://224.0.0.1/hook": "private or reserved address",
     }
-    headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": GRAPHQL_RESPONSE}
-    async with serve(production) as http:
+    async with own_app(production) as own:
+        alice = await make_user(own.sessions, "Alice")
         for url, reason in refused.items():
-            body = (await http.post("/graphql", json={"query": CREATE_ENDPOINT, "variables": _create_input(url)},
-                                    headers=headers)).json()
+            body = await own.graphql(alice, CREATE_ENDPOINT, _create_input(url))
             errors = body["data"]["createWebhookEndpoint"]["userErrors"]
             assert [(e["field"], e["code"]) for e in errors] == [("url", "BAD_USER_INPUT")], url
             assert reason in errors[0]["message"], (url, errors[0]["message"])
         # A public address is fine (nothing is sent: no event happens and the worker is off).
-        allowed = await http.post("/graphql", json={"query": CREATE_ENDPOINT,
-                                                    "variables": _create_input("https://93.184.215.14/hook")},
-                                  headers=headers)
-        assert allowed.json()["data"]["createWebhookEndpoint"]["userErrors"] == []
+        allowed = await own.graphql(alice, CREATE_ENDPOINT, _create_input("https://93.184.215.14/hook"))
+        assert allowed["data"]["createWebhookEndpoint"]["userErrors"] == []
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_production_blocks_a_delivery_whose_target_turned_private(
-    settings: Settings, alice: User, token_for: Callable[..., str], receiver: Receiver
-) -> None:
+async def test_production_blocks_a_delivery_whose_target_turned_private(settings: Settings, receiver: Receiver) -> None:
     """DNS can change after an endpoint was checked: every attempt checks again, and connects to the
-    very address it checked. Here the stored URL points at loopback, so nothing may be sent."""
-    production = settings.model_copy(update={"env": "production"})
-    headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": GRAPHQL_RESPONSE}
-    async with serve(production) as http:
-        body = await http.post("/graphql", json={"query": CREATE_ENDPOINT,
-                                                 "variables": _create_input("https://93.184.215.14/hook")},
-                               headers=headers)
-        endpoint_id = body.json()["data"]["createWebhookEndpoint"]["endpoint"]["id"]
-        sessions: Sessions = http._transport.app.state.sessions  # type: ignore[attr-defined]
-        async with sessions.begin() as session:
+    very address it checked. Here the stored URL now points at loopback, so nothing may be sent."""
+    async with own_app(settings.model_copy(update={"env": "production"})) as own:
+        alice = await make_user(own.sessions, "Alice")
+        body = await own.graphql(alice, CREATE_ENDPOINT, _create_input("https://93.184.215.14/hook"))
+        endpoint_id = body["data"]["createWebhookEndpoint"]["endpoint"]["id"]
+        async with own.sessions.begin() as session:
             await session.execute(update(WebhookEndpoint).values(url=receiver.url))
-        await http.post("/graphql", json={"query": CREATE_TASK, "variables": {"title": "Nope"}}, headers=headers)
+        await own.graphql(alice, CREATE_TASK, {"title": "Nope"})
 
         async def blocked() -> dict[str, Any] | None:
-            response = await http.post("/graphql", json={"query": _ATTEMPTS, "variables": {"id": endpoint_id}},
-                                       headers=headers)
-            nodes = response.json()["data"]["webhookEndpoint"]["deliveries"]["nodes"]
+            state = await own.graphql(alice, _ATTEMPTS, {"id": endpoint_id})
+            nodes = state["data"]["webhookEndpoint"]["deliveries"]["nodes"]
             attempts = nodes[0]["attempts"] if nodes else []
             return attempts[0] if attempts else None
 
