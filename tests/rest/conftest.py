@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -145,43 +145,69 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A real HTTP server (uvicorn on 127.0.0.1) that records what it receives.
+    """What one test's webhook receiver got, and how it answers.
 
     It answers from `script` in order — an HTTP status, or "hang" (answer 200 only after
     `hang_seconds`, longer than the worker waits) — and 200 once the script is used up.
     """
 
+    url: str
     script: list[int | str] = field(default_factory=list)
     hang_seconds: float = 1.5
     received: list[Received] = field(default_factory=list)
-    url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def app(self) -> Starlette:
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            with self._lock:
-                self.received.append(Received(dict(request.headers), body, request.url.path))
-                action = self.script.pop(0) if self.script else 200
-            if action == "hang":
-                await asyncio.sleep(self.hang_seconds)
-                return Response(status_code=200)
-            assert isinstance(action, int)
-            return Response(b"ok" if action < 300 else b"nope", status_code=action)
-
-        return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
+    def record(self, message: Received) -> int | str:
+        with self._lock:
+            self.received.append(message)
+            return self.script.pop(0) if self.script else 200
 
     def count(self) -> int:
         with self._lock:
             return len(self.received)
 
 
+class ReceiverServer:
+    """One real HTTP server (uvicorn on 127.0.0.1) for the whole session; each test gets a fresh
+    `Receiver` under a path of its own, so a late delivery from an earlier test never lands in it."""
+
+    def __init__(self) -> None:
+        self.current: Receiver | None = None
+        self.base_url = ""
+        self._numbers = iter(range(1, 10**9))
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            spy = self.current
+            if spy is None or not request.url.path.startswith(spy.url.removeprefix(self.base_url)):
+                return Response(status_code=410)  # for an earlier test
+            action = spy.record(Received(dict(request.headers), body, request.url.path))
+            if action == "hang":
+                await asyncio.sleep(spy.hang_seconds)
+                return Response(status_code=200)
+            assert isinstance(action, int)
+            return Response(b"ok" if action < 300 else b"nope", status_code=action)
+
+        return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
+
+    def fresh(self) -> Receiver:
+        self.current = Receiver(url=f"{self.base_url}/hook-{next(self._numbers)}")
+        return self.current
+
+
+@pytest.fixture(scope="session")
+def receiver_server() -> Iterator[ReceiverServer]:
+    server = ReceiverServer()
+    with LiveServer(server.app(), shutdown_timeout=5.0) as live:
+        server.base_url = live.url
+        yield server
+
+
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    spy = Receiver()
-    async with LiveServer(spy.app(), shutdown_timeout=5.0) as server:
-        spy.url = f"{server.url}/hook"
-        yield spy
+def receiver(receiver_server: ReceiverServer) -> Iterator[Receiver]:
+    yield receiver_server.fresh()
+    receiver_server.current = None
 
 
 # --- GraphQL helpers -----------------------------------------------------------------------------
