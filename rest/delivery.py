@@ -184,23 +184,40 @@ class Deliverer:
             "user-agent": USER_AGENT,
             "host": url.netloc.decode("ascii"),
         }
-        # Connect to the address just checked, not to whatever the name resolves to next.
-        pinned = url.copy_with(host=addresses[0])
+        # Where private targets are refused, connect to an address just checked, not to whatever the
+        # name resolves to next; in development the name is used as it is (localhost may be ::1 or
+        # 127.0.0.1, and the receiver may listen on only one of them).
+        if self.config.url_policy.allow_private:
+            targets = [url]
+        else:
+            targets = [url.copy_with(host=address) for address in addresses]
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
-                request = self.client.build_request(
-                    "POST", pinned, content=item.payload.encode(), headers=headers, extensions=extensions
-                )
-                response = await self.client.send(request, stream=True)
-                await response.aclose()  # the status is all we need; never read a large body
+                status = await self._post(targets, item.payload.encode(), headers, extensions)
         except (TimeoutError, httpx.TimeoutException):
             return done(AttemptOutcome.TIMED_OUT, error=f"No answer within {self.config.timeout_seconds:g} s.")
         except httpx.HTTPError as exc:
             return done(AttemptOutcome.UNREACHABLE, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-        if 200 <= response.status_code < 300:
-            return done(AttemptOutcome.SUCCEEDED, response.status_code)
-        return done(AttemptOutcome.FAILED, response.status_code, f"The endpoint answered {response.status_code}.")
+        if 200 <= status < 300:
+            return done(AttemptOutcome.SUCCEEDED, status)
+        return done(AttemptOutcome.FAILED, status, f"The endpoint answered {status}.")
+
+    async def _post(
+        self, targets: list[httpx.URL], body: bytes, headers: dict[str, str], extensions: dict[str, str]
+    ) -> int:
+        """POST to the first target that accepts a connection; the answer's status."""
+        for index, target in enumerate(targets):
+            request = self.client.build_request("POST", target, content=body, headers=headers, extensions=extensions)
+            try:
+                response = await self.client.send(request, stream=True)
+            except httpx.ConnectError:
+                if index == len(targets) - 1:
+                    raise
+                continue  # e.g. an IPv6 address first, and the receiver listens on IPv4 only
+            await response.aclose()  # the status is all we need; never read a large body
+            return response.status_code
+        raise AssertionError("no target")  # public_addresses never returns an empty list
 
     async def _record(self, item: _Claimed, result: _Result, token: str) -> None:
         now = utcnow()
