@@ -244,3 +244,16 @@ async def test_only_post(client: httpx.AsyncClient) -> None:
 async def _count(sessions: Sessions) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(InboundWebhook)) or 0)
+
+
+async def test_an_inbound_change_goes_out_like_any_other(
+    client: httpx.AsyncClient, gql: Any, bot: User, receiver: Any
+) -> None:
+    """Applied inside one transaction with its receipt, the change still writes its outbound event."""
+    from tests.rest.conftest import create_endpoint
+
+    await create_endpoint(gql, bot, receiver.url, ["TASK_CREATED"])
+    assert (await post(client, *signed(create("Round trip")))).status_code == 202
+    await eventually(receiver.count, "the outbound task.created")
+    event = json.loads(receiver.received[0].body)
+    assert (event["type"], event["data"]["task"]["title"]) == ("task.created", "Round trip")

@@ -34,6 +34,7 @@ UPDATE = """mutation($input: UpdateWebhookEndpointInput!) { updateWebhookEndpoin
 ROTATE = """mutation($id: ID!) { rotateWebhookSecret(input: {id: $id}) { secret endpoint { id } userErrors { code } } }"""
 DELETE = """mutation($id: ID!) { deleteWebhookEndpoint(input: {id: $id}) { deletedWebhookEndpointId userErrors { code } } }"""
 REDELIVER = """mutation($id: ID!) { redeliverWebhook(input: {deliveryId: $id}) { delivery { id status } userErrors { field code message } } }"""
+DELIVERY = """query($id: ID!) { webhookDelivery(id: $id) { status endpoint { id } } }"""
 NODE = """query($id: ID!) { node(id: $id) { id ... on WebhookEndpoint { url } } }"""
 ENDPOINT_URL = "http://127.0.0.1:9/hook"  # never called: these tests create no events
 
@@ -104,6 +105,14 @@ async def test_malformed_urls_are_refused(gql: Gql, alice: User, url: str, messa
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_description_is_bounded(gql: Gql, alice: User) -> None:
+    body = await gql(CREATE_ENDPOINT, _create_input(description="d" * 501), as_user=alice)
+    assert body["data"]["createWebhookEndpoint"]["userErrors"] == [{
+        "field": "description", "code": "BAD_USER_INPUT",
+        "message": "`description` is 501 characters long; the maximum is 500."}]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_events_must_be_given_and_known(gql: Gql, alice: User) -> None:
     assert await _user_errors(gql, alice, ENDPOINT_URL, []) == [
         {"field": "events", "message": "Subscribe to at least one event type.", "code": "BAD_USER_INPUT"}]
@@ -170,6 +179,9 @@ async def test_redeliver_sends_the_same_event_again(gql: Gql, alice: User, bob: 
 
     delivery_id = await eventually(succeeded, "the first delivery")
     assert codes(await gql(REDELIVER, {"id": delivery_id}, as_user=bob)) == ["NOT_FOUND"]
+    assert codes(await gql(DELIVERY, {"id": delivery_id}, as_user=bob)) == ["NOT_FOUND"]
+    mine = (await gql(DELIVERY, {"id": delivery_id}, as_user=alice))["data"]["webhookDelivery"]
+    assert (mine["status"], mine["endpoint"]["id"]) == ("SUCCEEDED", endpoint_id)
     body = await gql(REDELIVER, {"id": delivery_id}, as_user=alice)
     assert body["data"]["redeliverWebhook"]["delivery"]["status"] == "PENDING"
     await eventually(lambda: receiver.count() == 2, "the redelivery")
