@@ -30,10 +30,11 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# GraphiQL's browser bundles come from pinned npm packages (package-lock.json), never from a CDN.
+# GraphiQL's and the API docs' browser bundles come from pinned npm packages (package-lock.json), never from a
+# CDN. --ignore-scripts: nothing we serve needs an install script (swagger-ui-dist pulls in a telemetry one).
 assets: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
-	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	@if command -v npm >/dev/null 2>&1; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: GraphiQL assets are not installed (the API works; the explorer answers 503)."; fi
 
 # Tests use the real PostgreSQL and Redis on loopback; start them here if they are installed but down.

@@ -8,6 +8,7 @@ from db.engine import Sessions
 from loaders import Loaders
 from resolvers.context import Context, Limits, SessionRevoker, Viewer
 from resolvers.errors import Unauthenticated
+from resolvers.webhook_urls import UrlPolicy
 
 SERVICE_ROLE = "service"
 
@@ -15,12 +16,13 @@ SERVICE_ROLE = "service"
 class ContextFactory:
     def __init__(
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
-        revoke_sessions: SessionRevoker | None = None,
+        revoke_sessions: SessionRevoker | None = None, url_policy: UrlPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.authenticator = authenticator
         self.limits = limits
         self.revoke_sessions = revoke_sessions
+        self.url_policy = url_policy or UrlPolicy(allow_private=False)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
@@ -41,4 +43,5 @@ class ContextFactory:
         return self._context(loaders, viewer, request_id)
 
     def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:
-        return Context(self.sessions, loaders, viewer, request_id, self.limits, revoke_sessions=self.revoke_sessions)
+        return Context(self.sessions, loaders, viewer, request_id, self.limits, self.url_policy,
+                       revoke_sessions=self.revoke_sessions)

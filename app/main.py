@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
@@ -21,6 +22,7 @@ from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
 from app.persisted import PersistedQueries
+from app.rest_layer import build_rest_layer, url_policy
 from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.authenticate import Authenticator
@@ -35,7 +37,7 @@ from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
-from rest import health
+from rest import errors, health
 from schema import build_schema
 
 
@@ -79,7 +81,8 @@ def create_app(settings: Settings) -> Starlette:
     ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions),
+        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
+                       url_policy=url_policy(settings)),
         metrics,
         persisted,
         max_body_bytes=settings.max_body_bytes,
@@ -88,15 +91,19 @@ def create_app(settings: Settings) -> Starlette:
         if settings.graphiql_enabled else None,
         get_max_age=settings.get_cache_max_age_seconds,
     )
+    node_modules = settings.node_modules_dir or node_modules_dir()
+    rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
+                                  node_modules=node_modules)
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         *oauth.routes(),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *health.routes(sessions, redis),
+        *rest_layer.routes,
     ]
     if settings.graphiql_enabled:
-        routes.append(graphiql_assets(settings.node_modules_dir or node_modules_dir()))
+        routes.append(graphiql_assets(node_modules))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,10 +112,12 @@ def create_app(settings: Settings) -> Starlette:
         if settings.freeze_gc_on_start:
             gc.collect()
             gc.freeze()
+        await rest_layer.start()
         try:
             async with persisted.running():  # loads the trusted manifests, then watches them
                 yield
         finally:
+            await rest_layer.stop()  # before the engine goes: the worker finishes its writes
             if query_limits.limiter is not None:
                 await query_limits.limiter.aclose()  # sends refunds still waiting
             await engine.dispose()
@@ -123,12 +132,14 @@ def create_app(settings: Settings) -> Starlette:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
+            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "Idempotent-Replayed"],
             allow_credentials=True,
             max_age=600,
         ),
+        *rest_layer.middleware,  # Idempotency-Key: innermost, so replays still get request ids and headers
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: errors.http_exception})
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
@@ -138,6 +149,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.persisted = persisted
     app.state.limits = query_limits  # .websocket: the limits for the subscription endpoint
+    app.state.rest = rest_layer
     return app
 
 

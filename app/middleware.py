@@ -28,6 +28,7 @@ class RequestIdAndMetrics:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = new_request_id(incoming)
         token = current_request_id.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # for rest/, which does not import app/
         # Unknown paths share one label so scanners cannot blow up the metric's cardinality.
         route = scope["path"] if scope["path"] in self.routes else "other"
         started = time.perf_counter()

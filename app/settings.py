@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.external import TrustedIssuer
+from rest.webhook_sources import WebhookSource, by_name
 
 VAR_DIR = Path("var")
 
@@ -96,6 +97,17 @@ class Settings(BaseSettings):
     document_cache_max_chars: int = 500_000
     require_trusted_documents_for_anonymous: bool = False
     get_cache_max_age_seconds: int = 60
+    # Webhooks and idempotency (rest/): inbound sources as JSON, the delivery worker's timing.
+    webhook_sources: list[WebhookSource] = Field(default_factory=list)
+    webhook_max_body_bytes: int = 256 * 1024
+    webhook_worker: bool = True
+    webhook_poll_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_lease_seconds: float = 120.0
+    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_lock_seconds: float = 60.0
 
     @field_validator("cors_origins", "exchange_audiences", mode="before")
     @classmethod
@@ -115,6 +127,21 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("TANDEM_CORS_ORIGINS must list origins explicitly, not '*'.")
         return origins
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _unique_sources(cls, sources: list[WebhookSource]) -> list[WebhookSource]:
+        by_name(sources)
+        return sources
+
+    @field_validator("webhook_lease_seconds")
+    @classmethod
+    def _lease_outlasts_a_delivery(cls, lease: float, info: ValidationInfo) -> float:
+        # A lease shorter than one attempt would let a second instance send the same delivery.
+        timeout = info.data.get("webhook_timeout_seconds", 0.0)
+        if lease <= timeout:
+            raise ValueError(f"TANDEM_WEBHOOK_LEASE_SECONDS must exceed the timeout ({timeout} s)")
+        return lease
 
     @property
     def production(self) -> bool:

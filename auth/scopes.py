@@ -11,6 +11,7 @@ DOCUMENTS_READ = "documents:read"
 DOCUMENTS_WRITE = "documents:write"
 # Admin powers need both this scope and an admin account: a member's token never gets it.
 ADMIN = "admin"
+WEBHOOKS = "webhooks"
 
 # What the consent page tells a person they are granting.
 DESCRIPTIONS = {
@@ -22,6 +23,7 @@ DESCRIPTIONS = {
     DOCUMENTS_READ: "See your documents and the documents shared with you",
     DOCUMENTS_WRITE: "Create, change, share and delete documents",
     ADMIN: "Act as an administrator",
+    WEBHOOKS: "Manage your outbound webhook endpoints and see their deliveries",
 }
 
 ALL = frozenset(DESCRIPTIONS)

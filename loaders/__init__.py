@@ -10,6 +10,7 @@ from db.engine import Sessions
 from loaders.documents import DocumentLoaders
 from loaders.tasks import TaskLoaders
 from loaders.users import UserLoaders
+from loaders.webhooks import WebhookLoaders
 
 # Anonymous requests get loaders bound to a user id that never exists, so they see nothing.
 NOBODY = 0
@@ -21,3 +22,4 @@ class Loaders:
         self.users = UserLoaders(sessions)
         self.tasks = TaskLoaders(sessions, viewer)
         self.documents = DocumentLoaders(sessions, viewer)
+        self.webhooks = WebhookLoaders(sessions, viewer)

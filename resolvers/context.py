@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from db.engine import Sessions
 from resolvers.errors import Forbidden, Unauthenticated
+from resolvers.webhook_urls import UrlPolicy
 
 if TYPE_CHECKING:
     from loaders import Loaders
@@ -61,6 +62,8 @@ class Context:
     viewer: Viewer | None
     request_id: str
     limits: Limits = field(default_factory=Limits)
+    # Where outbound webhooks may point; the safe (production) rule unless the app says otherwise.
+    url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(allow_private=False))
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
     # Provided by the auth layer, which owns sessions; None where nothing can be revoked.

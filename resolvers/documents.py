@@ -8,9 +8,10 @@ from sqlalchemy import delete, update
 
 from db.models import CollaboratorRole, Document, DocumentCollaborator, User
 from loaders import documents as document_queries
-from resolvers import validation
+from resolvers import outbox, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
+from resolvers.global_ids import encode_id
 from resolvers.pagination import Page, PageArgs, paginate
 
 EDITING_ROLES = frozenset({CollaboratorRole.OWNER.value, CollaboratorRole.EDITOR.value})
@@ -96,6 +97,7 @@ async def update_document(ctx: Context, document_id: int, title: str | None) -> 
     clean = validation.required_text(title, "title", TITLE_MAX)
     async with ctx.sessions.begin() as session:
         await session.execute(update(Document).where(Document.id == document_id).values(title=clean))
+        await outbox.document_changed(session, outbox.DOCUMENT_UPDATED, document_id)
     ctx.loaders.documents.forget(document_id)
     return await visible_document(ctx, document_id)
 
@@ -122,6 +124,8 @@ async def share_document(ctx: Context, document_id: int, user_id: int, role: str
             session.add(DocumentCollaborator(document_id=document_id, user_id=user_id, role=role))
         else:
             existing.role = role
+        shared_with = {"user": {"id": encode_id("User", user_id)}, "role": role}
+        await outbox.document_changed(session, outbox.DOCUMENT_SHARED, document_id, shared_with)
     ctx.loaders.documents.forget(document_id)
     return document
 

@@ -14,7 +14,7 @@ from loaders import tasks as task_queries
 from loaders.tasks import TaskFilter, TaskOrder
 
 __all__ = ["TaskDraft", "TaskFilter", "TaskOrder"]
-from resolvers import documents, validation
+from resolvers import documents, outbox, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.pagination import Page, PageArgs, paginate
@@ -134,6 +134,7 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
         session.add(task)
         await session.flush()
         session.add_all(TaskLabel(task_id=task.id, label=label) for label in label_values)
+        await outbox.task_changed(session, outbox.TASK_CREATED, task, label_values)  # same transaction
     ctx.loaders.tasks.forget(task.id)
     return task
 
@@ -186,6 +187,7 @@ async def update_task(ctx: Context, task_id: int, changes: dict[str, Any]) -> Ta
             row.updated_at = utcnow()  # labels alone still count as a change
         await session.flush()
         await session.refresh(row)
+        await outbox.task_changed(session, outbox.TASK_UPDATED, row, new_labels)
     ctx.loaders.tasks.forget(task_id)
     return row
 
@@ -195,6 +197,7 @@ async def delete_task(ctx: Context, task_id: int) -> int:
     if task.owner_id != ctx.require_user():
         raise Forbidden("Only the task's owner may delete it.")
     async with ctx.sessions.begin() as session:
+        await outbox.task_deleted(session, task)
         await session.execute(delete(Task).where(Task.id == task_id))
     ctx.loaders.tasks.forget(task_id)
     return task_id

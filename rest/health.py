@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from sqlalchemy import text
 from starlette.requests import Request
@@ -12,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from db.engine import Sessions
+from rest.openapi import Operation, Reply
 
 log = logging.getLogger("tandem.health")
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -44,3 +47,24 @@ def routes(sessions: Sessions, redis: Redis | None) -> list[Route]:
                             status_code=200 if ready else 503)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["ok", "unavailable"]]
+
+
+OPERATIONS = [
+    Operation("GET", "/healthz", "healthz", "Liveness: the process answers", tags=("operations",),
+              responses=(Reply(200, "Alive.", Health),)),
+    Operation("GET", "/readyz", "readyz", "Readiness: the database (and Redis, when configured) answer",
+              tags=("operations",),
+              responses=(Reply(200, "Ready to serve.", Readiness),
+                         Reply(503, "Something it needs is down.", Readiness))),
+    Operation("GET", "/metrics", "metrics", "Prometheus metrics", tags=("operations",),
+              responses=(Reply(200, "The text exposition format.", {"type": "string"}, "text/plain"),)),
+]

@@ -15,13 +15,19 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
-from schema.query import Query
+from schema.query import Query as CoreQuery
 from schema.tasks import TaskMutations
 from schema.users import AccountMutations, UserMutations
+from schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Mutation(TaskMutations, DocumentMutations, UserMutations, AccountMutations):
+class Query(CoreQuery, WebhookQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(TaskMutations, DocumentMutations, UserMutations, AccountMutations, WebhookMutations):
     pass
 
 

@@ -25,7 +25,10 @@ from schema.tasks import Task, TaskFilter, TaskOrder
 from schema.users import User, user_type
 
 MAX_NODES = 100
-_NODE_SCOPES = {"Task": scopes.TASKS_READ, "Document": scopes.DOCUMENTS_READ}
+_NODE_SCOPES = {
+    "Task": scopes.TASKS_READ, "Document": scopes.DOCUMENTS_READ,
+    "WebhookEndpoint": scopes.WEBHOOKS, "WebhookDelivery": scopes.WEBHOOKS,
+}
 
 
 async def _node(ctx: Context, global_id: str) -> Node:
@@ -38,6 +41,10 @@ async def _node(ctx: Context, global_id: str) -> Node:
         return Document.from_row(await resolvers.documents.visible_document(ctx, pk))
     if type_name == "User":
         return user_type(ctx, await resolvers.users.visible_user(ctx, pk))
+    if type_name in ("WebhookEndpoint", "WebhookDelivery"):
+        from schema.webhooks import webhook_node
+
+        return await webhook_node(ctx, type_name, pk)
     raise NotFound("Nothing has this ID.")
 
 

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import db.oauth  # noqa: F401 - registers the OAuth tables on Base.metadata
+from db import idempotency, webhooks  # noqa: F401  (their tables live on Base.metadata too)
 from db.engine import make_engine
 from db.models import Base
 

@@ -1,0 +1,125 @@
+"""Composes the REST layer (rest/): inbound webhooks, the delivery worker, idempotency keys,
+`/openapi.json` and `/docs`. `create_app` asks for one `RestLayer` and mounts what it holds.
+
+To describe another REST endpoint in `/openapi.json`, add its module's `OPERATIONS` to
+`DESCRIBED` (see rest/openapi.py for how to declare them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from app.settings import Settings
+from auth.tokens import TokenService
+from db.engine import Sessions, make_engine, make_sessions
+from resolvers.context import Limits
+from resolvers.webhook_urls import UrlPolicy
+from rest import docs, health, jwks, openapi, webhooks_in
+from rest.delivery import Deliverer, DeliveryConfig
+from rest.housekeeping import Housekeeping
+from rest.idempotency import Idempotency, IdempotentPath, identify_with
+from rest.idempotency_store import DatabaseIdempotencyStore, IdempotencyStore, RedisIdempotencyStore
+from rest.inbound_processing import InboundConfig, InboundProcessor
+from rest.webhook_sources import by_name
+from rest.worker import Worker
+
+DESCRIBED: Sequence[Sequence[openapi.Operation]] = (
+    openapi.OPERATIONS, health.OPERATIONS, jwks.OPERATIONS, webhooks_in.OPERATIONS,
+)
+# Time a stopping instance gives the delivery in flight before cancelling it.
+STOP_GRACE_SECONDS = 15.0
+
+
+def url_policy(settings: Settings) -> UrlPolicy:
+    """Private and loopback webhook targets only in development (SSRF)."""
+    return UrlPolicy(allow_private=not settings.production)
+
+
+@dataclass
+class RestLayer:
+    routes: list[BaseRoute]
+    middleware: list[Middleware]
+    worker: Worker
+    run_worker: bool
+    http: httpx.AsyncClient
+    worker_engine: AsyncEngine
+    inbound: InboundProcessor
+    document: openapi.JsonSchema
+
+    async def start(self) -> None:
+        if self.run_worker:
+            self.worker.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop(STOP_GRACE_SECONDS)
+        await self.http.aclose()
+        await self.worker_engine.dispose()
+        await self.inbound.close()
+
+
+def build_rest_layer(
+    settings: Settings,
+    *,
+    sessions: Sessions,
+    redis: Redis | None,
+    tokens: TokenService,
+    limits: Limits,
+    node_modules: Path,
+) -> RestLayer:
+    sources = by_name(settings.webhook_sources)
+    # The worker has a connection pool of its own: a burst of deliveries cannot take the
+    # connections that requests need, nor the other way round. Connects lazily, like the app's.
+    worker_engine = make_engine(settings.database_url)
+    worker_sessions = make_sessions(worker_engine)
+    # trust_env=False: a proxy from the environment must not see (or redirect) our deliveries.
+    http = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=settings.webhook_timeout_seconds)
+    deliverer = Deliverer(worker_sessions, DeliveryConfig(
+        url_policy=url_policy(settings),
+        timeout_seconds=settings.webhook_timeout_seconds,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        retry_max_seconds=settings.webhook_retry_max_seconds,
+        lease_seconds=settings.webhook_lease_seconds,
+    ), http)
+    inbound = InboundProcessor(
+        worker_sessions, settings.database_url, sources, limits,
+        InboundConfig(lease_seconds=settings.webhook_lease_seconds),
+    )
+    worker = Worker(
+        [("deliveries", deliverer.run_once), ("inbound", inbound.run_once),
+         ("housekeeping", Housekeeping(worker_sessions).run_once)],
+        poll_seconds=settings.webhook_poll_seconds,
+        on_stop=[deliverer.stop_soon],
+    )
+    store: IdempotencyStore
+    if redis is not None:
+        store = RedisIdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds,
+                                      lock_seconds=settings.idempotency_lock_seconds)
+    else:
+        store = DatabaseIdempotencyStore(sessions, ttl_seconds=settings.idempotency_ttl_seconds,
+                                         lock_seconds=settings.idempotency_lock_seconds)
+    document = openapi.build_document(
+        [operation for operations in DESCRIBED for operation in operations],
+        description="The REST side of Tandem: webhooks, operations and OAuth. The product itself is GraphQL "
+                    "(POST /graphql).",
+    )
+    routes: list[BaseRoute] = [
+        *webhooks_in.routes(sources, sessions, max_body_bytes=settings.webhook_max_body_bytes, wake=worker.wake),
+        *openapi.routes(document),
+        *docs.routes(node_modules),
+    ]
+    middleware = [Middleware(
+        Idempotency,
+        store=store,
+        identify=identify_with(tokens),
+        paths=[IdempotentPath("/graphql", "graphql"), IdempotentPath("/webhooks/", "rest")],
+        max_body_bytes=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
+    )]
+    return RestLayer(routes, middleware, worker, settings.webhook_worker, http, worker_engine, inbound, document)
