@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import db.collaboration  # noqa: F401  (registers the collaboration tables on Base)
 from db.engine import make_engine
 from db.models import Base
 
