@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from db.engine import Sessions
@@ -53,7 +54,15 @@ class Realtime:
 
     async def publish_document(self, document_id: int, kind: DocumentEventKind, version: int, **fields: object) -> None:
         event: Event = {"kind": kind.value, "documentId": document_id, "version": version, "at": time.time(), **fields}
-        await self.broker.publish(document_channel(document_id), encode(event))
+        await self._publish(document_channel(document_id), event)
+
+    async def _publish(self, channel: str, event: Event) -> None:
+        try:
+            await self.broker.publish(channel, encode(event))
+        except (RedisError, OSError) as exc:
+            # What was published is already durable (or ephemeral); failing the mutation would only
+            # make its client retry it. Document subscribers refill missed updates from the log.
+            log.warning("could not publish to %s: %s", channel, exc)
 
     async def subscribe_document(self, document_id: int) -> Subscription:
         return await self.broker.subscribe(document_channel(document_id))
@@ -88,7 +97,7 @@ class Realtime:
     # --- tasks --------------------------------------------------------------------------------
 
     async def publish_tasks(self, event: Event) -> None:
-        await self.broker.publish(TASKS_CHANNEL, encode(event))
+        await self._publish(TASKS_CHANNEL, event)
 
     async def subscribe_tasks(self) -> Subscription:
         return await self.broker.subscribe(TASKS_CHANNEL)

@@ -10,6 +10,7 @@ from resolvers.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     from loaders import Loaders
+    from realtime.hub import Realtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Context:
     viewer: Viewer | None
     request_id: str
     limits: Limits = field(default_factory=Limits)
+    realtime: Realtime | None = None  # pub/sub, collaborative content, presence (None: nothing published)
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
 

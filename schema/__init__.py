@@ -15,13 +15,19 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
-from schema.query import Query
+from schema.query import Query as BaseQuery
+from schema.realtime import CollaborationMutations, CollaborationQueries, Subscription
 from schema.tasks import TaskMutations
 from schema.users import UserMutations
 
 
 @strawberry.type
-class Mutation(TaskMutations, DocumentMutations, UserMutations):
+class Query(BaseQuery, CollaborationQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(TaskMutations, DocumentMutations, CollaborationMutations, UserMutations):
     pass
 
 
@@ -36,4 +42,6 @@ class TandemSchema(strawberry.Schema):
 def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
     """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
     config = StrawberryConfig(disable_field_suggestions=production)
-    return TandemSchema(query=Query, mutation=Mutation, extensions=list(extensions), config=config)
+    return TandemSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=list(extensions), config=config
+    )

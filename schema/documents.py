@@ -8,8 +8,10 @@ from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
+from strawberry.scalars import Base64
 from strawberry.types import Info
 
+import resolvers.collaboration
 import resolvers.documents
 import resolvers.tasks
 import resolvers.users
@@ -23,7 +25,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
-from schema.lazy import TaskFilterType, TaskOrderType, TaskType, UserType
+from schema.lazy import DocumentSnapshotType, TaskFilterType, TaskOrderType, TaskType, UserType
 from schema.relay import Connection, Node, connection, decode_id, encode_id
 
 
@@ -79,6 +81,25 @@ class Document(Node):
     async def viewer_role(self, info: Info[Context, Any]) -> CollaboratorRole | None:
         role = await resolvers.documents.viewer_role(info.context, self._row.id)
         return CollaboratorRole(role) if role else None
+
+    @strawberry.field(description="The text, as plain text.")
+    async def content(self, info: Info[Context, Any]) -> str:
+        return (await resolvers.collaboration.current(info.context, self._row.id)).text
+
+    @strawberry.field(description="The Yjs state vector of the content.")
+    async def state_vector(self, info: Info[Context, Any]) -> Base64:
+        return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state_vector)
+
+    @strawberry.field(description="The whole content as one Yjs v1 update (for late joiners), at `version` or later.")
+    async def yjs_state(self, info: Info[Context, Any]) -> Base64:
+        return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state)
+
+    @strawberry.field(description="Named copies of the content, newest first.")
+    async def snapshots(self, info: Info[Context, Any]) -> list[DocumentSnapshotType]:
+        from schema.realtime import DocumentSnapshot
+
+        rows = await resolvers.collaboration.snapshots(info.context, self._row.id)
+        return [DocumentSnapshot.from_row(row) for row in rows]
 
     @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])])
     async def tasks(
