@@ -8,6 +8,7 @@ from auth.tokens import InvalidToken, TokenService
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from loaders import Loaders
+from realtime.hub import Realtime
 from resolvers.context import Context, Limits, Viewer
 from resolvers.errors import Unauthenticated
 
@@ -22,16 +23,22 @@ def user_id_of(subject: str) -> int:
 
 
 class ContextFactory:
-    def __init__(self, sessions: Sessions, tokens: TokenService, limits: Limits) -> None:
+    def __init__(
+        self, sessions: Sessions, tokens: TokenService, limits: Limits, realtime: Realtime | None = None
+    ) -> None:
         self.sessions = sessions
         self.tokens = tokens
         self.limits = limits
+        self.realtime = realtime
+
+    def anonymous(self, request_id: str) -> Context:
+        return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits, self.realtime)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
         token = bearer_token(authorization)
         if token is None:
-            return Context(self.sessions, Loaders(self.sessions, None), None, request_id, self.limits)
+            return self.anonymous(request_id)
         try:
             claims = self.tokens.verify(token)
         except InvalidToken as exc:
@@ -42,4 +49,4 @@ class ContextFactory:
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
         viewer = Viewer(user.id, claims.scopes, user.role, claims.client_id, claims.token_id)
-        return Context(self.sessions, loaders, viewer, request_id, self.limits)
+        return Context(self.sessions, loaders, viewer, request_id, self.limits, self.realtime)

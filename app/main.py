@@ -11,22 +11,25 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.extensions import ParserCache, ValidationCache
 
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
+from app.graphql_ws import SERVICE_RESTART, GraphQLWebSocket, Sockets
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
+from app.realtime import build_realtime, ticket_store
+from app.request_id import current_request_id
 from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.keys import KeyStore
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
-from rest import health
+from rest import health, ws_tickets
 from schema import build_schema
 
 
@@ -44,21 +47,32 @@ def create_app(settings: Settings) -> Starlette:
     tokens = token_service(settings)
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
+    realtime = build_realtime(settings, sessions, redis)
+    tickets = ticket_store(settings, redis)
+    sockets = Sockets()
 
     schema = build_schema(extensions=[
         lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
         lambda: ValidationCache(maxsize=1024),
         *tracing_extensions(settings),
     ], production=settings.production)
+    context_factory = ContextFactory(sessions, tokens, limits, realtime)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, tokens, limits),
+        context_factory,
         metrics,
         max_body_bytes=settings.max_body_bytes,
         graphiql=graphiql_page if settings.graphiql_enabled else None,
     )
+    graphql_ws = GraphQLWebSocket(
+        schema, context_factory, tokens, tickets, sockets,
+        connection_init_timeout=settings.ws_connection_init_timeout_seconds,
+        allowed_origins=settings.cors_origins,
+    )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        WebSocketRoute("/graphql", graphql_ws),
+        *ws_tickets.routes(tokens, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
         *health.routes(sessions, redis),
@@ -73,9 +87,13 @@ def create_app(settings: Settings) -> Starlette:
         if settings.freeze_gc_on_start:
             gc.collect()
             gc.freeze()
+        await realtime.start()
         try:
             yield
         finally:
+            # Subscribers reconnect (to another instance, or to this one once it is back).
+            await sockets.close_all(SERVICE_RESTART, "Server restarting")
+            await realtime.close()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -99,6 +117,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.schema = schema
+    app.state.realtime = realtime
+    app.state.sockets = sockets
     return app
 
 

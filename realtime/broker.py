@@ -164,9 +164,9 @@ class RedisBroker:
         return f"{self._prefix}{channel}"
 
     async def start(self) -> None:
-        # A control channel keeps the pub/sub connection open (redis-py refuses to listen
-        # without one) and proves Redis is reachable before the app says it is ready.
-        await self._subscribed(self._key("broker"))
+        # Connects on the first subscription: an app whose Redis is down still starts (and
+        # says so on /readyz) instead of failing its lifespan.
+        return None
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self._redis.publish(self._key(channel), message)
@@ -176,6 +176,10 @@ class RedisBroker:
             subscription, first = self._fanout.add(channel, self._release)
             if first:
                 try:
+                    if self._reader is None:
+                        # A control channel that stays subscribed keeps redis-py listening
+                        # while no other channel is.
+                        await self._subscribed(self._key("broker"))
                     await self._subscribed(self._key(channel))
                 except BaseException:
                     self._fanout.remove(subscription)
@@ -202,6 +206,7 @@ class RedisBroker:
             try:
                 async for message in self._pubsub.listen():
                     self._dispatch(message)
+                await asyncio.sleep(0.1)  # listen() ends while nothing is subscribed
             except asyncio.CancelledError:
                 raise
             except (RedisError, ConnectionError, OSError) as exc:
