@@ -17,6 +17,7 @@ from schema.documents import DocumentMutations
 from schema.errors import shape_errors
 from schema.query import Query as BaseQuery
 from schema.realtime import CollaborationMutations, CollaborationQueries, Subscription
+from schema.scalars import SCALARS
 from schema.tasks import TaskMutations
 from schema.users import UserMutations
 
@@ -41,7 +42,7 @@ class TandemSchema(strawberry.Schema):
 
 def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
     """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
-    config = StrawberryConfig(disable_field_suggestions=production)
+    config = StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS)
     return TandemSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=list(extensions), config=config
     )

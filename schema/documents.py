@@ -8,7 +8,6 @@ from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
-from strawberry.scalars import Base64
 from strawberry.types import Info
 
 import resolvers.collaboration
@@ -27,6 +26,7 @@ from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentSnapshotType, TaskFilterType, TaskOrderType, TaskType, UserType
 from schema.relay import Connection, Node, connection, decode_id, encode_id
+from schema.scalars import Base64
 
 
 @strawberry.enum

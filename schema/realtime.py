@@ -9,7 +9,6 @@ from typing import Any
 
 import strawberry
 from strawberry.permission import PermissionExtension
-from strawberry.scalars import Base64
 from strawberry.types import Info
 
 import resolvers.collaboration as collaboration
@@ -23,6 +22,7 @@ from schema.errors import UserError
 from schema.inputs import task_query
 from schema.lazy import DocumentType, TaskFilterType, TaskType, UserType
 from schema.relay import decode_id, encode_id
+from schema.scalars import Base64
 
 READ = [PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])]
 WRITE = [PermissionExtension([HasScope(scopes.DOCUMENTS_WRITE)])]
