@@ -30,6 +30,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMessage
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.context import ContextFactory
 from app.request_id import new_request_id
@@ -164,7 +165,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         socket.context = context
         return context
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         socket = cast(Socket, context.extras["socket"])
         authorization = authorization_of(getattr(context, "connection_params", None))
         if socket.ticket is not None:
@@ -178,7 +179,8 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             )
         if not await self._authenticate(context, authorization, expected_user=None):
             raise ConnectionRejectionError({"message": "The access token is not valid."})
-        return None
+        plain_ack: UnsetType = UNSET  # a connection_ack without payload
+        return plain_ack
 
     async def reauthenticate(self, context: Context, authorization: str) -> bool:
         """A fresh token for the same user keeps the socket open; anything else closes it (4403)."""

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from gql import Client
+from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
@@ -67,7 +67,13 @@ async def live(app: Starlette) -> AsyncIterator[LiveServer]:
 
 def ws_transport(url: str, token: str | None, protocol: str = TRANSPORT_WS, **kwargs: Any) -> WebsocketsTransport:
     payload = {"Authorization": f"Bearer {token}"} if token else {}
+    kwargs.setdefault("close_timeout", 1)
     return WebsocketsTransport(url=url, init_payload=payload, subprotocols=[protocol], **kwargs)
+
+
+def subscribe(session: AsyncClientSession, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """An async iterator over the subscription's results (gql's graphql-ws client)."""
+    return session.subscribe(GraphQLRequest(query, variable_values=variables or {}))
 
 
 @contextlib.asynccontextmanager
