@@ -29,6 +29,7 @@ from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
 
+from app.main import create_app
 from app.settings import Settings
 from db.models import User
 from tests.live_server import LiveServer
@@ -60,8 +61,10 @@ def redis_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def live(app: Starlette) -> AsyncIterator[LiveServer]:
-    async with LiveServer(app) as server:
+async def live(app: Starlette, settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app for `settings` under uvicorn. Its own instance: the fixture app's engine belongs to the
+    test's event loop (factories use it), and asyncpg connections cannot cross loops."""
+    async with LiveServer(create_app(settings)) as server:
         yield server
 
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 import websockets
 from gql.transport.exceptions import TransportQueryError
-from starlette.applications import Starlette
 
 from app.main import create_app
 from app.settings import Settings
@@ -173,8 +172,7 @@ async def test_subscription_errors_have_codes(ws: Callable[..., Any], sessions, 
     assert error.value.errors[0]["extensions"]["requestId"]
 
 
-async def test_app_shutdown_closes_sockets_with_1012(app: Starlette, live: LiveServer, token_for: Callable[..., str],
-                                                    alice: User) -> None:
+async def test_app_shutdown_closes_sockets_with_1012(live: LiveServer, token_for: Callable[..., str], alice: User) -> None:
     async with websockets.connect(_url(live), subprotocols=[TRANSPORT_WS]) as socket:
         await _init(socket, token_for(alice))
         live_stop = asyncio.create_task(asyncio.to_thread(live.stop))
