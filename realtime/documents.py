@@ -103,6 +103,10 @@ class DocumentStore:
         to its version, merged): applying it to a replica that already has some of them is harmless,
         since Yjs updates are idempotent.
         """
+        return (await self._history_with_base(document_id, after))[1]
+
+    async def _history_with_base(self, document_id: int, after: int) -> tuple[int | None, list[tuple[int, bytes]]]:
+        """Like `history`, plus the version of the stored state when it is the first item (else None)."""
         for _ in range(_HISTORY_ATTEMPTS):
             async with self.sessions() as session:
                 found = await self._history(session, document_id, after)
@@ -110,7 +114,9 @@ class DocumentStore:
                 return found
         raise RuntimeError(f"document {document_id}: the update log kept changing while being read")
 
-    async def _history(self, session: AsyncSession, document_id: int, after: int) -> list[tuple[int, bytes]] | None:
+    async def _history(
+        self, session: AsyncSession, document_id: int, after: int
+    ) -> tuple[int | None, list[tuple[int, bytes]]] | None:
         """None when a compaction moved the log meanwhile (the caller reads again)."""
         version = await session.scalar(select(Document.version).where(Document.id == document_id))
         if version is None:
@@ -119,10 +125,11 @@ class DocumentStore:
             select(DocumentState.version, DocumentState.state).where(DocumentState.document_id == document_id)
         )).first()
         items: list[tuple[int, bytes]] = []
+        base: int | None = None
         start = after
         if state is not None and state.version > after:
             items.append((state.version, state.state))
-            start = state.version
+            base = start = state.version
         rows = (await session.execute(
             select(DocumentUpdate.version, DocumentUpdate.data)
             .where(DocumentUpdate.document_id == document_id, DocumentUpdate.version > start)
@@ -136,7 +143,7 @@ class DocumentStore:
             expected += 1
         if expected - 1 < version:
             return None
-        return items
+        return base, items
 
     async def _synced(self, document_id: int) -> Replica:
         """This process's replica, brought up to the newest committed version."""
@@ -182,8 +189,8 @@ class DocumentStore:
                 return doc_from([replica.doc.get_update()])
         if version > replica.version:
             raise VersionTooOld(f"version {version} does not exist yet")
-        items = await self.history(document_id, 0)
-        if items and items[0][0] > version:
+        base, items = await self._history_with_base(document_id, 0)
+        if base is not None and base > version:
             raise VersionTooOld(f"version {version} was compacted")
         return doc_from([data for v, data in items if v <= version])
 
@@ -222,7 +229,7 @@ class DocumentStore:
         found = await self._history(session, document_id, after)
         if found is None:
             raise RuntimeError(f"document {document_id}: the update log has a gap")
-        return found
+        return found[1]
 
     async def compact(self, document_id: int, upto: int) -> int:
         """Fold the log up to version `upto` into the stored state; returns the state's version."""

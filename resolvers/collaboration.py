@@ -66,15 +66,29 @@ def realtime_of(ctx: Context) -> Realtime:
     return ctx.realtime
 
 
+# One read of a document's content per request, shared by `version`, `content`, `stateVector` and
+# `yjsState`, so the fields of one response always describe the same version.
+_CURRENT = "collaboration.current"
+
+
 def refresh(ctx: Context) -> None:
     """Long-lived contexts (a WebSocket) get fresh loaders, so rights and rows are read anew."""
     ctx.loaders = Loaders(ctx.sessions, ctx.viewer.user_id if ctx.viewer else None)
+    ctx.extras.pop(_CURRENT, None)
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
 async def current(ctx: Context, document_id: int) -> Current:
+    """The document's content, version and Yjs state, as of one moment of this request."""
+    memo = cast("dict[int, asyncio.Task[Current]]", ctx.extras.setdefault(_CURRENT, {}))
+    if document_id not in memo:
+        memo[document_id] = asyncio.ensure_future(_read_current(ctx, document_id))
+    return await memo[document_id]
+
+
+async def _read_current(ctx: Context, document_id: int) -> Current:
     await visible_document(ctx, document_id)
     try:
         return await realtime_of(ctx).documents.current(document_id)
@@ -113,6 +127,7 @@ async def _apply(ctx: Context, document_id: int, update: bytes) -> int:
     except DocumentGone:
         raise NotFound("Document not found.") from None
     ctx.loaders.documents.forget(document_id)
+    cast("dict[int, object]", ctx.extras.get(_CURRENT, {})).pop(document_id, None)
     await hub.publish_document(
         document_id, DocumentEventKind.UPDATE, version,
         userId=ctx.require_user(), update=base64.b64encode(update).decode(),

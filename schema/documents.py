@@ -52,7 +52,6 @@ class Collaborator:
 class Document(Node):
     id: strawberry.ID
     title: str
-    version: int
     created_at: datetime
     updated_at: datetime
     _row: strawberry.Private[DocumentRow]
@@ -60,7 +59,7 @@ class Document(Node):
     @classmethod
     def from_row(cls, row: DocumentRow) -> Document:
         return cls(
-            id=encode_id("Document", row.id), title=row.title, version=row.version,
+            id=encode_id("Document", row.id), title=row.title,
             created_at=row.created_at, updated_at=row.updated_at, _row=row,
         )
 
@@ -82,6 +81,10 @@ class Document(Node):
         role = await resolvers.documents.viewer_role(info.context, self._row.id)
         return CollaboratorRole(role) if role else None
 
+    @strawberry.field(description="How many updates the content has had; `content` and the Yjs fields are as of it.")
+    async def version(self, info: Info[Context, Any]) -> int:
+        return (await resolvers.collaboration.current(info.context, self._row.id)).version
+
     @strawberry.field(description="The text, as plain text.")
     async def content(self, info: Info[Context, Any]) -> str:
         return (await resolvers.collaboration.current(info.context, self._row.id)).text
@@ -90,7 +93,7 @@ class Document(Node):
     async def state_vector(self, info: Info[Context, Any]) -> Base64:
         return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state_vector)
 
-    @strawberry.field(description="The whole content as one Yjs v1 update (for late joiners), at `version` or later.")
+    @strawberry.field(description="The whole content as one Yjs v1 update, at `version` (late joiners start here).")
     async def yjs_state(self, info: Info[Context, Any]) -> Base64:
         return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state)
 
