@@ -33,7 +33,7 @@ def steps(editors: int, most: int) -> st.SearchStrategy[list[Step]]:
 async def run_editors(live: LiveServer, tokens: list[str], document_id: str, yjs: list[bool], plan: list[Step]) -> list[Editor]:
     async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
         editors = [Editor(n, yjs[n], http, tokens[n % len(tokens)], document_id) for n in range(len(yjs))]
-        async with contextlib_stack(live, editors) as listeners:
+        async with ListeningEditors(live, editors) as listeners:
             async def act(editor: Editor) -> None:
                 for number, insert, where, pause in plan:
                     if number != editor.number:
@@ -61,7 +61,7 @@ async def run_editors(live: LiveServer, tokens: list[str], document_id: str, yjs
     return editors
 
 
-class contextlib_stack:  # noqa: N801 - reads like the context manager it is
+class ListeningEditors:
     """Opens one graphql-ws session per editor and starts its listener; waits until all have joined."""
 
     def __init__(self, live: LiveServer, editors: list[Editor]) -> None:
