@@ -115,12 +115,15 @@ class DocumentStore:
         raise RuntimeError(f"document {document_id}: the update log kept changing while being read")
 
     async def _history(
-        self, session: AsyncSession, document_id: int, after: int
+        self, session: AsyncSession, document_id: int, after: int, before: int | None = None
     ) -> tuple[int | None, list[tuple[int, bytes]]] | None:
-        """None when a compaction moved the log meanwhile (the caller reads again)."""
+        """None when a compaction moved the log meanwhile (the caller reads again). With `before`,
+        only versions below it (a writer reading what it missed, its own version not yet logged)."""
         version = await session.scalar(select(Document.version).where(Document.id == document_id))
         if version is None:
             raise DocumentGone()
+        if before is not None:
+            version = before - 1
         state = (await session.execute(
             select(DocumentState.version, DocumentState.state).where(DocumentState.document_id == document_id)
         )).first()
@@ -132,7 +135,8 @@ class DocumentStore:
             base = start = state.version
         rows = (await session.execute(
             select(DocumentUpdate.version, DocumentUpdate.data)
-            .where(DocumentUpdate.document_id == document_id, DocumentUpdate.version > start)
+            .where(DocumentUpdate.document_id == document_id, DocumentUpdate.version > start,
+                   DocumentUpdate.version <= (version if before is not None else 2**31 - 1))
             .order_by(DocumentUpdate.version)
         )).all()
         expected = start + 1
@@ -210,7 +214,7 @@ class DocumentStore:
                     if version is None:
                         raise DocumentGone()
                     if version != replica.version + 1:  # another instance wrote meanwhile
-                        for _, missed in await self._history_or_fail(session, document_id, replica.version):
+                        for _, missed in await self._missed(session, document_id, replica.version, version):
                             replica.doc.apply_update(missed)
                     try:
                         replica.doc.apply_update(data)
@@ -225,8 +229,11 @@ class DocumentStore:
                 replica.compacted = await self.compact(document_id, version - self.keep)
         return version
 
-    async def _history_or_fail(self, session: AsyncSession, document_id: int, after: int) -> list[tuple[int, bytes]]:
-        found = await self._history(session, document_id, after)
+    async def _missed(
+        self, session: AsyncSession, document_id: int, after: int, before: int
+    ) -> list[tuple[int, bytes]]:
+        """Inside a writer's transaction (which holds the document's row lock): versions after..before."""
+        found = await self._history(session, document_id, after, before)
         if found is None:
             raise RuntimeError(f"document {document_id}: the update log has a gap")
         return found[1]

@@ -40,6 +40,7 @@ class Editor:
     http: httpx.AsyncClient
     token: str
     document_id: str
+    ws_url: str = ""
     doc: Doc[Any] = field(default_factory=Doc)
     versions: list[int] = field(default_factory=list)
     inserted: list[str] = field(default_factory=list)
@@ -64,13 +65,13 @@ class Editor:
         edit(self.doc.get("content", type=Text))
         update = self.doc.get_update(before)
         body = await post_gql(self.http, self.token, APPLY, {"id": self.document_id, "u": base64.b64encode(update).decode()})
-        assert body["data"]["applyDocumentUpdate"]["userErrors"] == [], body
+        assert body.get("data") and body["data"]["applyDocumentUpdate"]["userErrors"] == [], body
         self.acknowledged += 1
 
     async def _send_edit(self, index: int, delete: int, insert: str, base: int) -> None:
         edits = [{"index": index, "delete": delete, "insert": insert}]
         body = await post_gql(self.http, self.token, EDIT, {"id": self.document_id, "edits": edits, "base": base})
-        assert body["data"]["editDocumentText"]["userErrors"] == [], body
+        assert body.get("data") and body["data"]["editDocumentText"]["userErrors"] == [], body
         self.acknowledged += 1
 
     async def insert(self, where: int) -> None:

@@ -4,8 +4,9 @@ converge on the same text, lose no acknowledged edit, and see every version exac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -30,10 +31,23 @@ def steps(editors: int, most: int) -> st.SearchStrategy[list[Step]]:
     return st.lists(step, min_size=editors, max_size=most)
 
 
-async def run_editors(live: LiveServer, tokens: list[str], document_id: str, yjs: list[bool], plan: list[Step]) -> list[Editor]:
-    async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
-        editors = [Editor(n, yjs[n], http, tokens[n % len(tokens)], document_id) for n in range(len(yjs))]
-        async with ListeningEditors(live, editors) as listeners:
+class Server(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
+
+async def run_editors(servers: Sequence[Server], tokens: list[str], document_id: str, yjs: list[bool],
+                      plan: list[Step]) -> list[Editor]:
+    """Editor n talks to `servers[n % len(servers)]` (HTTP for edits, graphql-ws for events)."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
+                   for server in servers]
+        editors = [Editor(n, yjs[n], clients[n % len(servers)], tokens[n % len(tokens)], document_id,
+                          ws_url=f"{servers[n % len(servers)].ws_url}/graphql") for n in range(len(yjs))]
+        async with ListeningEditors(editors) as listeners:
             async def act(editor: Editor) -> None:
                 for number, insert, where, pause in plan:
                     if number != editor.number:
@@ -64,15 +78,14 @@ async def run_editors(live: LiveServer, tokens: list[str], document_id: str, yjs
 class ListeningEditors:
     """Opens one graphql-ws session per editor and starts its listener; waits until all have joined."""
 
-    def __init__(self, live: LiveServer, editors: list[Editor]) -> None:
-        self.live = live
+    def __init__(self, editors: list[Editor]) -> None:
         self.editors = editors
         self.sessions: list[Any] = []
         self.tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> list[asyncio.Task[None]]:
         for editor in self.editors:
-            manager = ws_session(f"{self.live.ws_url}/graphql", editor.token)
+            manager = ws_session(editor.ws_url, editor.token)
             session = await manager.__aenter__()
             self.sessions.append(manager)
             ready = asyncio.Event()
@@ -94,7 +107,7 @@ async def test_two_editors_converge(live: LiveServer, token_for: Callable[..., s
                                     bob: User, plan: list[Step], yjs_first: bool) -> None:
     document = await make_document(sessions, alice, editors=[bob])
     tokens = [token_for(alice), token_for(bob)]
-    await run_editors(live, tokens, global_id("Document", document.id), [yjs_first, not yjs_first], plan)
+    await run_editors([live], tokens, global_id("Document", document.id), [yjs_first, not yjs_first], plan)
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -105,4 +118,4 @@ async def test_ten_editors_converge(live: LiveServer, token_for: Callable[..., s
     document = await make_document(sessions, alice, editors=others)
     yjs = [True, False, *kinds[2:]]  # always both kinds of client
     tokens = [token_for(user) for user in [alice, *others]]
-    await run_editors(live, tokens, global_id("Document", document.id), yjs, plan)
+    await run_editors([live], tokens, global_id("Document", document.id), yjs, plan)
