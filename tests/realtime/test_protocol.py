@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from app.main import create_app
@@ -179,3 +180,15 @@ async def test_app_shutdown_closes_sockets_with_1012(live: LiveServer, token_for
         code, _ = await _closed_with(socket)
         await live_stop
     assert code == 1012
+
+
+async def test_queries_and_mutations_also_run_over_the_socket(ws: Callable[..., Any], sessions, alice: User) -> None:  # type: ignore[no-untyped-def]
+    document = await make_document(sessions, alice)
+    doc_id = global_id("Document", document.id)
+    edit = """mutation($id: ID!) { editDocumentText(input: {documentId: $id, edits: [{index: 0, insert: "hi"}], baseVersion: 0}) {
+      version } }"""
+    async with ws(alice) as session:
+        assert (await session.execute(GraphQLRequest(edit, variable_values={"id": doc_id})))["editDocumentText"] == {"version": 1}
+        read = await session.execute(GraphQLRequest("query($id: ID!) { document(id: $id) { content version } }",
+                                                    variable_values={"id": doc_id}))
+    assert read["document"] == {"content": "hi", "version": 1}
