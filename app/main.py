@@ -17,6 +17,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
+from app.graphql_stream import GraphQLStream
 from app.graphql_ws import SERVICE_RESTART, GraphQLWebSocket, Sockets
 from app.logging import configure_logging
 from app.metrics import Metrics
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", graphql_ws),
+        Route("/graphql/stream", GraphQLStream(schema, context_factory), methods=["POST"]),
         *ws_tickets.routes(tokens, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         Route("/metrics", metrics.endpoint, methods=["GET"]),

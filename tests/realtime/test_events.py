@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -185,3 +186,21 @@ async def test_task_events_need_the_scope(live: LiveServer, token_for: Callable[
         with pytest.raises(TransportQueryError) as error:
             await next_within(subscribe(session, TASK_EVENTS))
     assert error.value.errors and error.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_subscriptions_over_server_sent_events(http: httpx.AsyncClient, token_for: Callable[..., str], sessions,  # type: ignore[no-untyped-def]
+                                                     alice: User) -> None:
+    document = await make_document(sessions, alice)
+    doc_id = global_id("Document", document.id)
+    headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": "text/event-stream"}
+    body = {"query": EVENTS, "variables": {"id": doc_id}}
+    async with http.stream("POST", "/graphql/stream", json=body, headers=headers) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        lines = response.aiter_lines()
+        while not (line := await next_within(lines)).startswith("data:"):
+            pass
+        assert json.loads(line.removeprefix("data:"))["data"]["documentEvents"]["kind"] == "JOINED"
+    refused = await http.post("/graphql/stream", json=body, headers={"Accept": "text/event-stream", "Authorization": "Bearer x"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHENTICATED"
+    plain = await http.post("/graphql/stream", json=body, headers={"Authorization": f"Bearer {token_for(alice)}"})
+    assert plain.status_code == 406 and plain.json()["error"]["code"] == "NOT_ACCEPTABLE"
