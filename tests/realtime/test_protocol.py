@@ -192,3 +192,18 @@ async def test_queries_and_mutations_also_run_over_the_socket(ws: Callable[..., 
         read = await session.execute(GraphQLRequest("query($id: ID!) { document(id: $id) { content version } }",
                                                     variable_values={"id": doc_id}))
     assert read["document"] == {"content": "hi", "version": 1}
+
+
+async def test_tickets_work_across_instances_through_redis(redis_settings: Settings, token_for: Callable[..., str],
+                                                           sessions, alice: User) -> None:  # type: ignore[no-untyped-def]
+    document = await make_document(sessions, alice)
+    async with LiveServer(create_app(redis_settings)) as first, LiveServer(create_app(redis_settings)) as second:
+        async with httpx.AsyncClient(base_url=first.url) as http:
+            response = await http.post("/auth/ws-ticket", headers={"Authorization": f"Bearer {token_for(alice)}"})
+        ticket = response.json()["ticket"]
+        async with ws_session(f"{second.ws_url}/graphql?ticket={ticket}", None) as session:  # redeemed elsewhere
+            events = subscribe(session, EVENTS, {"id": global_id("Document", document.id)})
+            assert (await next_within(events))["documentEvents"]["user"] == {"name": "Alice"}
+        async with websockets.connect(f"{first.ws_url}/graphql?ticket={ticket}", subprotocols=[TRANSPORT_WS]) as socket:
+            await socket.send(json.dumps({"type": "connection_init"}))
+            assert (await _closed_with(socket))[0] == 4403  # and only once, anywhere
