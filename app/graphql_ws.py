@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMessage
 from strawberry.types.unset import UNSET, UnsetType
@@ -37,6 +38,7 @@ from app.request_id import new_request_id
 from auth.tokens import AccessClaims, InvalidToken, TokenService
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
+from resolvers.collaboration import refresh
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
 from schema import TandemSchema
@@ -92,6 +94,17 @@ class Socket:
     def stop(self) -> None:
         if self._expiry is not None and self._expiry is not asyncio.current_task():
             self._expiry.cancel()
+
+
+class FreshPerOperation(SchemaExtension):
+    """A socket's context lives as long as the socket: each operation on it starts with fresh loaders
+    (and a fresh content read), as an HTTP request would, instead of rows cached by earlier ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and "socket" in context.extras:
+            refresh(context)
+        yield
 
 
 class Sockets:

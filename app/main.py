@@ -18,7 +18,7 @@ from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
 from app.graphql_stream import GraphQLStream
-from app.graphql_ws import SERVICE_RESTART, GraphQLWebSocket, Sockets
+from app.graphql_ws import SERVICE_RESTART, FreshPerOperation, GraphQLWebSocket, Sockets
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(extensions=[
         lambda: ParserCache(maxsize=1024),  # the LRU lives at module level, shared by requests
         lambda: ValidationCache(maxsize=1024),
+        FreshPerOperation,
         *tracing_extensions(settings),
     ], production=settings.production)
     context_factory = ContextFactory(sessions, tokens, limits, realtime)

@@ -207,3 +207,18 @@ async def test_tickets_work_across_instances_through_redis(redis_settings: Setti
         async with websockets.connect(f"{first.ws_url}/graphql?ticket={ticket}", subprotocols=[TRANSPORT_WS]) as socket:
             await socket.send(json.dumps({"type": "connection_init"}))
             assert (await _closed_with(socket))[0] == 4403  # and only once, anywhere
+
+
+async def test_each_operation_on_a_socket_reads_afresh(ws: Callable[..., Any], http: httpx.AsyncClient,  # type: ignore[no-untyped-def]
+                                                       token_for: Callable[..., str], sessions, alice: User) -> None:
+    document = await make_document(sessions, alice)
+    doc_id = global_id("Document", document.id)
+    read = GraphQLRequest("query($id: ID!) { document(id: $id) { content version } }", variable_values={"id": doc_id})
+    edit = """mutation($id: ID!) { editDocumentText(input: {documentId: $id, edits: [{index: 0, insert: "new"}], baseVersion: 0}) {
+      version } }"""
+    async with ws(alice) as session:
+        assert (await session.execute(read))["document"] == {"content": "", "version": 0}
+        response = await http.post("/graphql", json={"query": edit, "variables": {"id": doc_id}},
+                                   headers={"Authorization": f"Bearer {token_for(alice)}"})
+        assert response.json()["data"]["editDocumentText"]["version"] == 1
+        assert (await session.execute(read))["document"] == {"content": "new", "version": 1}
