@@ -6,6 +6,7 @@ from auth.authenticate import Authenticator
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from loaders import Loaders
+from realtime.hub import Realtime
 from resolvers.context import Context, Limits, SessionRevoker, Viewer
 from resolvers.errors import Unauthenticated
 from resolvers.webhook_urls import UrlPolicy
@@ -17,18 +18,23 @@ class ContextFactory:
     def __init__(
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
         revoke_sessions: SessionRevoker | None = None, url_policy: UrlPolicy | None = None,
+        realtime: Realtime | None = None,
     ) -> None:
         self.sessions = sessions
         self.authenticator = authenticator
         self.limits = limits
         self.revoke_sessions = revoke_sessions
         self.url_policy = url_policy or UrlPolicy(allow_private=False)
+        self.realtime = realtime
+
+    def anonymous(self, request_id: str) -> Context:
+        return self._context(Loaders(self.sessions, None), None, request_id)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
         token = bearer_token(authorization)
         if token is None:
-            return self._context(Loaders(self.sessions, None), None, request_id)
+            return self.anonymous(request_id)
         identity = await self.authenticator.identify(token)
         loaders = Loaders(self.sessions, identity.user_id)
         if identity.user_id is None:
@@ -44,4 +50,4 @@ class ContextFactory:
 
     def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:
         return Context(self.sessions, loaders, viewer, request_id, self.limits, self.url_policy,
-                       revoke_sessions=self.revoke_sessions)
+                       revoke_sessions=self.revoke_sessions, realtime=self.realtime)

@@ -12,16 +12,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
+from app.graphql_stream import GraphQLStream
+from app.graphql_ws import SERVICE_RESTART, FreshPerOperation, GraphQLWebSocket, Sockets
 from app.limits import build_limits
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestIdAndMetrics, SecurityHeaders
 from app.persisted import PersistedQueries
+from app.realtime import build_realtime, ticket_store
+from app.request_id import current_request_id
 from app.rest_layer import build_rest_layer, url_policy
 from app.settings import Settings
 from app.tracing import tracing_extensions
@@ -37,7 +41,7 @@ from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from resolvers.context import Limits
-from rest import errors, health
+from rest import errors, health, ws_tickets
 from schema import build_schema
 
 
@@ -71,18 +75,22 @@ def create_app(settings: Settings) -> Starlette:
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
     persisted = PersistedQueries(settings, redis, metrics)
-
     query_limits = build_limits(settings, redis, metrics)
+    realtime = build_realtime(settings, sessions, redis)
+    tickets = ticket_store(settings, redis)
+    sockets = Sockets()
 
     schema = build_schema(extensions=[
         *query_limits.extensions,  # first: the token limit applies while parsing
+        FreshPerOperation,
         *tracing_extensions(settings),
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
     ], production=settings.production)
+    context_factory = ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
+                                     url_policy=url_policy(settings), realtime=realtime)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
-                       url_policy=url_policy(settings)),
+        context_factory,
         metrics,
         persisted,
         max_body_bytes=settings.max_body_bytes,
@@ -94,8 +102,16 @@ def create_app(settings: Settings) -> Starlette:
     node_modules = settings.node_modules_dir or node_modules_dir()
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
                                   node_modules=node_modules)
+    graphql_ws = GraphQLWebSocket(
+        schema, context_factory, tokens, tickets, sockets,
+        connection_init_timeout=settings.ws_connection_init_timeout_seconds,
+        allowed_origins=settings.cors_origins,
+    )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        WebSocketRoute("/graphql", graphql_ws),
+        Route("/graphql/stream", GraphQLStream(schema, context_factory), methods=["POST"]),
+        *ws_tickets.routes(tokens, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         *oauth.routes(),
         Route("/metrics", metrics.endpoint, methods=["GET"]),
@@ -113,10 +129,14 @@ def create_app(settings: Settings) -> Starlette:
             gc.collect()
             gc.freeze()
         await rest_layer.start()
+        await realtime.start()
         try:
             async with persisted.running():  # loads the trusted manifests, then watches them
                 yield
         finally:
+            # Subscribers reconnect (to another instance, or to this one once it is back).
+            await sockets.close_all(SERVICE_RESTART, "Server restarting")
+            await realtime.close()
             await rest_layer.stop()  # before the engine goes: the worker finishes its writes
             if query_limits.limiter is not None:
                 await query_limits.limiter.aclose()  # sends refunds still waiting
@@ -150,6 +170,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.persisted = persisted
     app.state.limits = query_limits  # .websocket: the limits for the subscription endpoint
     app.state.rest = rest_layer
+    app.state.realtime = realtime
+    app.state.sockets = sockets
     return app
 
 

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     ws_connection_init_timeout_seconds: float = 10.0
+    # Realtime: Redis key/channel namespace, broker queue per subscriber, update-log compaction, presence.
+    redis_prefix: str = "tandem:"
+    ws_ticket_ttl_seconds: int = 30
+    realtime_queue_size: int = 1024
+    realtime_compact_every: int = 200
+    realtime_keep_updates: int = 100
+    realtime_recheck_seconds: float = 30.0
+    presence_timeout_seconds: float = 30.0
+    presence_rate_per_second: float = 20.0
     node_modules_dir: Path | None = None
     # Query limits and the cost-based rate limiter (README: "Rate limits and query cost").
     limits_enabled: bool = True

@@ -1,4 +1,3 @@
-"""Realtime: the pub/sub broker (in-memory or Redis), collaborative document sessions, presence.
-
-Not yet built: see the subscriptions issue.
+"""Realtime: the pub/sub broker (in-memory or Redis), collaborative document content (pycrdt, with a
+durable update log), and presence. `realtime.hub.Realtime` bundles them; `app/` builds one per process.
 """

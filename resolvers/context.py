@@ -11,6 +11,7 @@ from resolvers.webhook_urls import UrlPolicy
 
 if TYPE_CHECKING:
     from loaders import Loaders
+    from realtime.hub import Realtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class Context:
     limits: Limits = field(default_factory=Limits)
     # Where outbound webhooks may point; the safe (production) rule unless the app says otherwise.
     url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(allow_private=False))
+    realtime: Realtime | None = None  # pub/sub, collaborative content, presence (None: nothing published)
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
     # Provided by the auth layer, which owns sessions; None where nothing can be revoked.

@@ -8,6 +8,7 @@ from sqlalchemy import delete, update
 
 from db.models import CollaboratorRole, Document, DocumentCollaborator, User
 from loaders import documents as document_queries
+from realtime.events import DocumentEventKind
 from resolvers import outbox, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
@@ -16,6 +17,12 @@ from resolvers.pagination import Page, PageArgs, paginate
 
 EDITING_ROLES = frozenset({CollaboratorRole.OWNER.value, CollaboratorRole.EDITOR.value})
 TITLE_MAX = 500
+
+
+async def _access_changed(ctx: Context, document_id: int) -> None:
+    """Open subscriptions to the document re-read their viewer's rights now (see resolvers.collaboration)."""
+    if ctx.realtime is not None:
+        await ctx.realtime.publish_document(document_id, DocumentEventKind.ACCESS, 0)
 
 
 async def visible_document(ctx: Context, document_id: int) -> Document:
@@ -107,6 +114,7 @@ async def delete_document(ctx: Context, document_id: int) -> int:
     async with ctx.sessions.begin() as session:
         await session.execute(delete(Document).where(Document.id == document_id))
     ctx.loaders.documents.forget(document_id)
+    await _access_changed(ctx, document_id)
     return document_id
 
 
@@ -127,6 +135,7 @@ async def share_document(ctx: Context, document_id: int, user_id: int, role: str
         shared_with = {"user": {"id": encode_id("User", user_id)}, "role": role}
         await outbox.document_changed(session, outbox.DOCUMENT_SHARED, document_id, shared_with)
     ctx.loaders.documents.forget(document_id)
+    await _access_changed(ctx, document_id)
     return document
 
 
@@ -149,6 +158,7 @@ async def unshare_document(ctx: Context, document_id: int, user_id: int) -> Docu
     if not removed.rowcount:  # type: ignore[attr-defined]
         raise BadUserInput("That user is not a collaborator.", field="userId")
     ctx.loaders.documents.forget(document_id)
+    await _access_changed(ctx, document_id)
     return document
 
 

@@ -12,9 +12,10 @@ from sqlalchemy import delete
 from db.models import Task, TaskLabel, TaskPriority, TaskStatus, utcnow
 from loaders import tasks as task_queries
 from loaders.tasks import TaskFilter, TaskOrder
+from realtime.events import TaskEventKind
 
 __all__ = ["TaskDraft", "TaskFilter", "TaskOrder"]
-from resolvers import documents, outbox, validation
+from resolvers import documents, outbox, task_events, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.pagination import Page, PageArgs, paginate
@@ -136,6 +137,7 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
         session.add_all(TaskLabel(task_id=task.id, label=label) for label in label_values)
         await outbox.task_changed(session, outbox.TASK_CREATED, task, label_values)  # same transaction
     ctx.loaders.tasks.forget(task.id)
+    await task_events.publish(ctx, TaskEventKind.CREATED, task.id, await task_events.audience(ctx, task))
     return task
 
 
@@ -189,6 +191,7 @@ async def update_task(ctx: Context, task_id: int, changes: dict[str, Any]) -> Ta
         await session.refresh(row)
         await outbox.task_changed(session, outbox.TASK_UPDATED, row, new_labels)
     ctx.loaders.tasks.forget(task_id)
+    await task_events.publish(ctx, TaskEventKind.UPDATED, task_id, await task_events.audience(ctx, row))
     return row
 
 
@@ -196,8 +199,10 @@ async def delete_task(ctx: Context, task_id: int) -> int:
     task = await visible_task(ctx, task_id)
     if task.owner_id != ctx.require_user():
         raise Forbidden("Only the task's owner may delete it.")
+    users = await task_events.audience(ctx, task)
     async with ctx.sessions.begin() as session:
         await outbox.task_deleted(session, task)
         await session.execute(delete(Task).where(Task.id == task_id))
     ctx.loaders.tasks.forget(task_id)
+    await task_events.publish(ctx, TaskEventKind.DELETED, task_id, users)
     return task_id

@@ -16,18 +16,21 @@ from strawberry.types import ExecutionContext
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
 from schema.query import Query as CoreQuery
+from schema.realtime import CollaborationMutations, CollaborationQueries, Subscription
+from schema.scalars import SCALARS
 from schema.tasks import TaskMutations
 from schema.users import AccountMutations, UserMutations
 from schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(CoreQuery, WebhookQueries):
+class Query(CoreQuery, WebhookQueries, CollaborationQueries):
     pass
 
 
 @strawberry.type
-class Mutation(TaskMutations, DocumentMutations, UserMutations, AccountMutations, WebhookMutations):
+class Mutation(TaskMutations, DocumentMutations, CollaborationMutations, UserMutations, AccountMutations,
+               WebhookMutations):
     pass
 
 
@@ -41,5 +44,7 @@ class TandemSchema(strawberry.Schema):
 
 def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
     """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
-    config = StrawberryConfig(disable_field_suggestions=production)
-    return TandemSchema(query=Query, mutation=Mutation, extensions=list(extensions), config=config)
+    config = StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS)
+    return TandemSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=list(extensions), config=config
+    )

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.permission import PermissionExtension
 from strawberry.types import Info
 
+import resolvers.collaboration
 import resolvers.documents
 import resolvers.tasks
 import resolvers.users
@@ -24,8 +25,9 @@ from resolvers.errors import BadUserInput
 from schema.directives import CONNECTION, ListSize
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
-from schema.lazy import TaskFilterType, TaskOrderType, TaskType, UserType
+from schema.lazy import DocumentSnapshotType, TaskFilterType, TaskOrderType, TaskType, UserType
 from schema.relay import Connection, Node, connection, decode_id, encode_id
+from schema.scalars import Base64
 
 
 @strawberry.enum
@@ -51,7 +53,6 @@ class Collaborator:
 class Document(Node):
     id: strawberry.ID
     title: str
-    version: int
     created_at: datetime
     updated_at: datetime
     _row: strawberry.Private[DocumentRow]
@@ -59,7 +60,7 @@ class Document(Node):
     @classmethod
     def from_row(cls, row: DocumentRow) -> Document:
         return cls(
-            id=encode_id("Document", row.id), title=row.title, version=row.version,
+            id=encode_id("Document", row.id), title=row.title,
             created_at=row.created_at, updated_at=row.updated_at, _row=row,
         )
 
@@ -80,6 +81,29 @@ class Document(Node):
     async def viewer_role(self, info: Info[Context, Any]) -> CollaboratorRole | None:
         role = await resolvers.documents.viewer_role(info.context, self._row.id)
         return CollaboratorRole(role) if role else None
+
+    @strawberry.field(description="How many updates the content has had; `content` and the Yjs fields are as of it.")
+    async def version(self, info: Info[Context, Any]) -> int:
+        return (await resolvers.collaboration.current(info.context, self._row.id)).version
+
+    @strawberry.field(description="The text, as plain text.")
+    async def content(self, info: Info[Context, Any]) -> str:
+        return (await resolvers.collaboration.current(info.context, self._row.id)).text
+
+    @strawberry.field(description="The Yjs state vector of the content.")
+    async def state_vector(self, info: Info[Context, Any]) -> Base64:
+        return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state_vector)
+
+    @strawberry.field(description="The whole content as one Yjs v1 update, at `version` (late joiners start here).")
+    async def yjs_state(self, info: Info[Context, Any]) -> Base64:
+        return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state)
+
+    @strawberry.field(description="Named copies of the content, newest first.")
+    async def snapshots(self, info: Info[Context, Any]) -> list[DocumentSnapshotType]:
+        from schema.realtime import DocumentSnapshot
+
+        rows = await resolvers.collaboration.snapshots(info.context, self._row.id)
+        return [DocumentSnapshot.from_row(row) for row in rows]
 
     @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.TASKS_READ)])], directives=[CONNECTION])
     async def tasks(

@@ -50,7 +50,9 @@ async def _points(redis: Redis, key: str) -> float:
 
 async def test_concurrent_charges_never_spend_more_than_the_bucket(limits_redis_url: str) -> None:
     # Two clients (two connection pools, as two processes would have) race 300 charges.
-    async with redis_buckets(limits_redis_url) as (one, _), redis_buckets(limits_redis_url) as (two, _):
+    # A generous timeout: this checks atomicity, and a loaded CI machine must not turn it into a timing test.
+    slow = {"timeout": 30.0}
+    async with redis_buckets(limits_redis_url, **slow) as (one, _), redis_buckets(limits_redis_url, **slow) as (two, _):
         verdicts = await asyncio.gather(*(
             (one if i % 2 else two).charge("race", 1, POLICY) for i in range(300)
         ))

@@ -1,0 +1,36 @@
+"""Choose the realtime parts once: in-process broker and tickets, or Redis-backed when configured."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from app.settings import Settings
+from auth.ws_tickets import MemoryTickets, RedisTickets, TicketStore
+from db.engine import Sessions
+from realtime.broker import Broker, MemoryBroker, RedisBroker
+from realtime.documents import DocumentStore
+from realtime.hub import Realtime
+from realtime.presence import Presence
+
+
+def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) -> Realtime:
+    broker: Broker = (
+        RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size)
+        if redis is not None
+        else MemoryBroker(settings.realtime_queue_size)
+    )
+    documents = DocumentStore(
+        sessions, compact_every=settings.realtime_compact_every, keep=settings.realtime_keep_updates
+    )
+    presence = Presence(
+        timeout=settings.presence_timeout_seconds,
+        rate=settings.presence_rate_per_second,
+        burst=max(1, int(settings.presence_rate_per_second * 2)),
+    )
+    return Realtime(sessions, broker, documents, presence, recheck_seconds=settings.realtime_recheck_seconds)
+
+
+def ticket_store(settings: Settings, redis: Redis | None) -> TicketStore:
+    if redis is not None:
+        return RedisTickets(redis, settings.redis_prefix, settings.ws_ticket_ttl_seconds)
+    return MemoryTickets(settings.ws_ticket_ttl_seconds)

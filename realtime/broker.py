@@ -1,0 +1,233 @@
+"""Publish/subscribe between the parts of Tandem, in one process or across instances.
+
+One interface, two implementations: `MemoryBroker` (one process; the default) and `RedisBroker`
+(Redis pub/sub, so that a mutation on instance A reaches subscribers on instance B). Both fan a
+message out to this process's subscribers through the same `_Fanout`, where each subscriber has a
+bounded queue: publishing never waits for a subscriber, and a subscriber that falls more than
+`queue_size` messages behind is cut off with `SubscriberOverflow` (it resyncs from the database)
+rather than silently losing messages or slowing everyone else down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("tandem.realtime.broker")
+
+DEFAULT_QUEUE_SIZE = 1024
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber did not keep up: `queue_size` messages were waiting when another arrived."""
+
+
+class Subscription:
+    """One subscriber's view of one channel: an async iterator over the messages (bytes)."""
+
+    def __init__(self, channel: str, queue_size: int, release: Any) -> None:
+        self.channel = channel
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
+        self._release = release
+        self.overflowed = False
+        self._closed = False
+
+    def deliver(self, message: bytes) -> None:
+        """Never blocks: a full queue marks the subscriber as overflowed instead."""
+        if self.overflowed or self._closed:
+            return
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(b"")  # wakes a waiting reader so it sees the overflow
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        message = await self._queue.get()
+        if self.overflowed:
+            raise SubscriberOverflow(f"more than {self._queue.maxsize} messages were waiting")
+        return message
+
+    def get_nowait(self) -> bytes | None:
+        """The next message if one is waiting (for callers that batch), else None."""
+        if self.overflowed:
+            raise SubscriberOverflow(f"more than {self._queue.maxsize} messages were waiting")
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._release(self)
+
+
+class Broker(Protocol):
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Send `message` to every subscriber of `channel`, in every process sharing this broker."""
+
+    async def subscribe(self, channel: str) -> Subscription:
+        """Start receiving `channel`; every message published after this returns is delivered."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _Fanout:
+    """This process's subscribers, by channel."""
+
+    def __init__(self, queue_size: int) -> None:
+        self.queue_size = queue_size
+        self.channels: dict[str, set[Subscription]] = {}
+
+    def add(self, channel: str, release: Any) -> tuple[Subscription, bool]:
+        """The new subscription, and whether it is the channel's first one here."""
+        subscription = Subscription(channel, self.queue_size, release)
+        subscribers = self.channels.setdefault(channel, set())
+        subscribers.add(subscription)
+        return subscription, len(subscribers) == 1
+
+    def remove(self, subscription: Subscription) -> bool:
+        """Whether that was the channel's last subscriber here."""
+        subscribers = self.channels.get(subscription.channel)
+        if subscribers is None:
+            return False
+        subscribers.discard(subscription)
+        if subscribers:
+            return False
+        del self.channels[subscription.channel]
+        return True
+
+    def deliver(self, channel: str, message: bytes) -> None:
+        for subscription in list(self.channels.get(channel, ())):
+            subscription.deliver(message)
+
+
+class MemoryBroker:
+    """Pub/sub inside one process (the default when no Redis is configured)."""
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._fanout = _Fanout(queue_size)
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        self._fanout.deliver(channel, message)
+
+    async def subscribe(self, channel: str) -> Subscription:
+        subscription, _ = self._fanout.add(channel, self._release)
+        return subscription
+
+    async def _release(self, subscription: Subscription) -> None:
+        self._fanout.remove(subscription)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisBroker:
+    """Redis pub/sub: one connection per process listens, and fans out to local subscribers.
+
+    Channels are prefixed (`tandem:` plus, in tests, a run id), because Redis pub/sub channels are
+    shared by every database number on a server.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._fanout = _Fanout(queue_size)
+        self._pubsub = redis.pubsub()
+        self._reader: asyncio.Task[None] | None = None
+        self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
+        self._lock = asyncio.Lock()
+
+    def _key(self, channel: str) -> str:
+        return f"{self._prefix}{channel}"
+
+    async def start(self) -> None:
+        # Connects on the first subscription: an app whose Redis is down still starts (and
+        # says so on /readyz) instead of failing its lifespan.
+        return None
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._redis.publish(self._key(channel), message)
+
+    async def subscribe(self, channel: str) -> Subscription:
+        async with self._lock:
+            subscription, first = self._fanout.add(channel, self._release)
+            if first:
+                try:
+                    if self._reader is None:
+                        # A control channel that stays subscribed keeps redis-py listening
+                        # while no other channel is.
+                        await self._subscribed(self._key("broker"))
+                    await self._subscribed(self._key(channel))
+                except BaseException:
+                    self._fanout.remove(subscription)
+                    raise
+        return subscription
+
+    async def _subscribed(self, key: str) -> None:
+        """SUBSCRIBE, and wait for Redis to confirm it: from then on no message is missed."""
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirmations.setdefault(key, []).append(confirmed)
+        await self._pubsub.subscribe(key)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="tandem-redis-broker")
+        await asyncio.wait_for(confirmed, timeout=10)
+
+    async def _release(self, subscription: Subscription) -> None:
+        async with self._lock:
+            if self._fanout.remove(subscription):
+                with contextlib.suppress(RedisError, ConnectionError):
+                    await self._pubsub.unsubscribe(self._key(subscription.channel))
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                async for message in self._pubsub.listen():
+                    self._dispatch(message)
+                await asyncio.sleep(0.1)  # listen() ends while nothing is subscribed
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, ConnectionError, OSError) as exc:
+                # redis-py reconnects and resubscribes on the next read; messages published
+                # meanwhile are lost, which the document streams repair from the database.
+                log.warning("redis pub/sub connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        key = message["channel"].decode() if isinstance(message["channel"], bytes) else str(message["channel"])
+        if message["type"] == "subscribe":
+            for confirmed in self._confirmations.pop(key, []):
+                if not confirmed.done():
+                    confirmed.set_result(None)
+        elif message["type"] == "message":
+            self._fanout.deliver(key.removeprefix(self._prefix), message["data"])
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, ConnectionError):
+                await self._reader
+        with contextlib.suppress(RedisError, ConnectionError):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
