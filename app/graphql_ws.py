@@ -5,12 +5,15 @@ ack 4401, duplicate operation id 4409, malformed messages 4400, unknown subproto
 Tandem adds lives here, in one place, so that limits (message rate, subscriptions per connection,
 connections per user) can hook into the same lifecycle:
 
-- `Socket`: one open connection — its viewer, when its token expires, how to close it.
+- `Socket`: one open connection — its caller, the guard that watches its token, how to close it.
 - Authentication in `connection_init`: `{"Authorization": "Bearer <jwt>"}` (key matched
-  case-insensitively), or a ticket from `POST /auth/ws-ticket` in the handshake URL. Failure: 4403.
+  case-insensitively), or a ticket from `POST /auth/ws-ticket` in the handshake URL, checked by the
+  same `Authenticator` as `/graphql` (our tokens, service clients, trusted external issuers, the
+  revocation list). Failure: 4403.
 - The socket closes with 4403 when its access token expires, unless the client sends a fresh token
-  for the same user first, in a graphql-transport-ws `ping` payload (`{"Authorization": …}`).
-- `revoked`: a hook for revocation checks (OAuth work), run at connect and on every refresh.
+  for the same caller first, in a graphql-transport-ws `ping` payload (`{"Authorization": …}`), and
+  when its token or sign-in session is revoked: the guard looks the token up in the revocation list
+  every `TANDEM_WS_REVOCATION_CHECK_SECONDS` (one Redis EXISTS when Redis is configured).
 - `Sockets.close_all(1012)` at shutdown tells every client to reconnect elsewhere.
 """
 
@@ -19,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
 
@@ -35,7 +39,8 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from app.context import ContextFactory
 from app.request_id import new_request_id
-from auth.tokens import AccessClaims, InvalidToken, TokenService
+from auth.authenticate import Identity
+from auth.revocation import RevocationList, RevocationUnavailable
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
 from resolvers.collaboration import refresh
@@ -48,8 +53,6 @@ log = logging.getLogger("tandem.ws")
 FORBIDDEN = 4403  # graphql-ws: the server refuses (or no longer accepts) the credentials
 SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; clients reconnect
 _SCOPE_KEY = "tandem.socket"
-
-Revoked = Callable[[AccessClaims], Awaitable[bool]]
 
 
 def authorization_of(payload: object) -> str | None:
@@ -65,13 +68,15 @@ def authorization_of(payload: object) -> str | None:
 class Socket:
     """One open WebSocket connection and its credentials."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, revocations: RevocationList, revocation_check_seconds: float) -> None:
         self.websocket = websocket
         self.request_id = new_request_id(websocket.headers.get("x-request-id"))
         self.ticket = websocket.query_params.get("ticket")
         self.context: Context | None = None
-        self.claims: AccessClaims | None = None
-        self._expiry: asyncio.Task[None] | None = None
+        self.identity: Identity | None = None
+        self.revocations = revocations
+        self.revocation_check_seconds = revocation_check_seconds
+        self._guard: asyncio.Task[None] | None = None
 
     async def close(self, code: int, reason: str) -> None:
         if self.websocket.application_state == WebSocketState.CONNECTED:
@@ -79,21 +84,47 @@ class Socket:
                 await self.websocket.close(code=code, reason=reason)
         self.stop()
 
-    def authenticated(self, claims: AccessClaims) -> None:
-        """(Re)arm the expiry timer for the token that now stands behind this socket."""
-        self.claims = claims
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self._expiry = asyncio.create_task(self._expire_at(claims.expires_at), name="tandem-ws-expiry")
+    def authenticated(self, identity: Identity) -> None:
+        """(Re)start the guard for the token that now stands behind this socket."""
+        self.identity = identity
+        if self._guard is not None:
+            self._guard.cancel()
+        self._guard = asyncio.create_task(self._watch(identity), name="tandem-ws-guard")
 
-    async def _expire_at(self, expires_at: float) -> None:
-        await asyncio.sleep(max(0.0, expires_at - time.time()))
-        log.info("closing a WebSocket: its access token expired", extra={"request_id": self.request_id})
-        await self.close(FORBIDDEN, "Forbidden: the access token expired")
+    async def _watch(self, identity: Identity) -> None:
+        """Close the socket (4403) when the token expires or is revoked, whichever comes first."""
+        while True:
+            left = identity.expires_at - time.time() if identity.expires_at is not None else math.inf
+            if left <= 0:
+                log.info("closing a WebSocket: its access token expired", extra={"request_id": self.request_id})
+                await self.close(FORBIDDEN, "Forbidden: the access token expired")
+                return
+            await asyncio.sleep(min(left, self.revocation_check_seconds))
+            if time.time() < (identity.expires_at or math.inf) and await self._revoked(identity):
+                log.info("closing a WebSocket: its access token was revoked", extra={"request_id": self.request_id})
+                await self.close(FORBIDDEN, "Forbidden: the access token was revoked")
+                return
+
+    async def _revoked(self, identity: Identity) -> bool:
+        if identity.token_id is None:  # an external token without `jti` cannot be revoked here
+            return False
+        try:
+            return await self.revocations.is_revoked(identity.token_id, identity.session_id)
+        except RevocationUnavailable as exc:
+            # Checked when the socket opened; keep it, and look again at the next interval.
+            log.warning("WebSocket revocation check skipped: %s", exc, extra={"request_id": self.request_id})
+            return False
 
     def stop(self) -> None:
-        if self._expiry is not None and self._expiry is not asyncio.current_task():
-            self._expiry.cancel()
+        if self._guard is not None and self._guard is not asyncio.current_task():
+            self._guard.cancel()
+
+
+def _same_caller(current: Identity, fresh: Identity) -> bool:
+    """A refreshed token must stand for the same user (or, for a service token, the same client)."""
+    if current.user_id is not None:
+        return fresh.user_id == current.user_id
+    return fresh.user_id is None and fresh.client_id == current.client_id
 
 
 class FreshPerOperation(SchemaExtension):
@@ -134,13 +165,12 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         self,
         schema: TandemSchema,
         context_factory: ContextFactory,
-        tokens: TokenService,
         tickets: TicketStore,
         sockets: Sockets,
         *,
         connection_init_timeout: float,
         allowed_origins: list[str],
-        revoked: Revoked | None = None,
+        revocation_check_seconds: float = 15.0,
     ) -> None:
         super().__init__(
             schema,
@@ -150,16 +180,15 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             allowed_origins=allowed_origins,
         )
         self.context_factory = context_factory
-        self.tokens = tokens
         self.tickets = tickets
         self.sockets = sockets
-        self.revoked = revoked
+        self.revocation_check_seconds = revocation_check_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             raise RuntimeError("GraphQLWebSocket serves WebSocket connections only")
         websocket = WebSocket(scope, receive=receive, send=send)
-        socket = Socket(websocket)
+        socket = Socket(websocket, self.context_factory.authenticator.revocations, self.revocation_check_seconds)
         scope[_SCOPE_KEY] = socket
         self.sockets.open.add(socket)
         try:
@@ -190,36 +219,36 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             raise ConnectionRejectionError(
                 {"message": "Send {\"Authorization\": \"Bearer <token>\"} in connection_init, or a ticket."}
             )
-        if not await self._authenticate(context, authorization, expected_user=None):
+        if not await self._authenticate(context, authorization, current=None):
             raise ConnectionRejectionError({"message": "The access token is not valid."})
         plain_ack: UnsetType = UNSET  # a connection_ack without payload
         return plain_ack
 
     async def reauthenticate(self, context: Context, authorization: str) -> bool:
-        """A fresh token for the same user keeps the socket open; anything else closes it (4403)."""
+        """A fresh token for the same caller keeps the socket open; anything else closes it (4403)."""
         socket = cast(Socket, context.extras["socket"])
-        user = context.viewer.user_id if context.viewer else None
-        if await self._authenticate(context, authorization, expected_user=user):
+        if await self._authenticate(context, authorization, current=socket.identity):
             return True
         await socket.close(FORBIDDEN, "Forbidden: the new access token is not valid for this connection")
         return False
 
-    async def _authenticate(self, context: Context, authorization: str, *, expected_user: int | None) -> bool:
+    async def _authenticate(self, context: Context, authorization: str, *, current: Identity | None) -> bool:
+        """Identify the token as `/graphql` does; on success the socket runs as that caller from now on."""
         socket = cast(Socket, context.extras["socket"])
         try:
             token = bearer_token(authorization)
             if token is None:
                 return False
-            claims = self.tokens.verify(token)
-            fresh = await self.context_factory(f"Bearer {token}", socket.request_id)
-        except (InvalidToken, Unauthenticated) as exc:
+            identity = await self.context_factory.authenticator.identify(token)
+            if current is not None and not _same_caller(current, identity):
+                log.info("WebSocket refresh refused: the token is for someone else",
+                         extra={"request_id": socket.request_id})
+                return False
+            fresh = await self.context_factory.for_identity(identity, socket.request_id)
+        except (Unauthenticated, RevocationUnavailable) as exc:
             log.info("WebSocket authentication refused: %s", exc, extra={"request_id": socket.request_id})
-            return False
-        if self.revoked is not None and await self.revoked(claims):
-            return False
-        if expected_user is not None and (fresh.viewer is None or fresh.viewer.user_id != expected_user):
             return False
         context.viewer = fresh.viewer
         context.loaders = fresh.loaders
-        socket.authenticated(claims)
+        socket.authenticated(identity)
         return True

@@ -103,9 +103,10 @@ def create_app(settings: Settings) -> Starlette:
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
                                   node_modules=node_modules)
     graphql_ws = GraphQLWebSocket(
-        schema, context_factory, tokens, tickets, sockets,
+        schema, context_factory, tickets, sockets,
         connection_init_timeout=settings.ws_connection_init_timeout_seconds,
         allowed_origins=settings.cors_origins,
+        revocation_check_seconds=settings.ws_revocation_check_seconds,
     )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
