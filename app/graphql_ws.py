@@ -14,6 +14,10 @@ connections per user) can hook into the same lifecycle:
   for the same caller first, in a graphql-transport-ws `ping` payload (`{"Authorization": …}`), and
   when its token or sign-in session is revoked: the guard looks the token up in the revocation list
   every `TANDEM_WS_REVOCATION_CHECK_SECONDS` (one Redis EXISTS when Redis is configured).
+- Limits (`limits/websocket.py`): the address's connection count and cool-down before the handshake
+  is accepted (refused: accepted, then closed 4429 with the reason), the user's after
+  connection_init (4429), each message and operation in `app/ws_handlers.py`, the slots renewed by
+  the guard and freed when the socket closes, however it closes.
 - `Sockets.close_all(1012)` at shutdown tells every client to reconnect elsewhere.
 """
 
@@ -24,6 +28,7 @@ import contextlib
 import logging
 import math
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, cast
@@ -33,16 +38,18 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import PingMessage
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.context import ContextFactory
 from app.request_id import new_request_id
+from app.ws_handlers import LegacyWSHandler, TransportWSHandler, WebSocketAdapter, authorization_of
 from auth.authenticate import Identity
 from auth.revocation import RevocationList, RevocationUnavailable
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
+from limits.cost_limit import CLIENT_ADDRESS
+from limits.websocket import ConnectionLimits, Refusal, WebSocketLimiter
 from resolvers.collaboration import refresh
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
@@ -55,21 +62,13 @@ SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; clients reconnect
 _SCOPE_KEY = "tandem.socket"
 
 
-def authorization_of(payload: object) -> str | None:
-    """The `Authorization` value of a connection_init/ping payload, key matched case-insensitively."""
-    if not isinstance(payload, dict):
-        return None
-    for key, value in payload.items():
-        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
-            return value
-    return None
-
-
 class Socket:
     """One open WebSocket connection and its credentials."""
 
-    def __init__(self, websocket: WebSocket, revocations: RevocationList, revocation_check_seconds: float) -> None:
+    def __init__(self, websocket: WebSocket, limits: ConnectionLimits, revocations: RevocationList,
+                 revocation_check_seconds: float) -> None:
         self.websocket = websocket
+        self.limits = limits
         self.request_id = new_request_id(websocket.headers.get("x-request-id"))
         self.ticket = websocket.query_params.get("ticket")
         self.context: Context | None = None
@@ -78,8 +77,12 @@ class Socket:
         self.revocation_check_seconds = revocation_check_seconds
         self._guard: asyncio.Task[None] | None = None
 
+    @property
+    def open(self) -> bool:
+        return self.websocket.application_state == WebSocketState.CONNECTED
+
     async def close(self, code: int, reason: str) -> None:
-        if self.websocket.application_state == WebSocketState.CONNECTED:
+        if self.open:
             with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
                 await self.websocket.close(code=code, reason=reason)
         self.stop()
@@ -92,14 +95,20 @@ class Socket:
         self._guard = asyncio.create_task(self._watch(identity), name="tandem-ws-guard")
 
     async def _watch(self, identity: Identity) -> None:
-        """Close the socket (4403) when the token expires or is revoked, whichever comes first."""
+        """Close the socket (4403) when the token expires or is revoked, whichever comes first; keep
+        the connection's limit slots (leases) renewed meanwhile."""
+        renew_every = self.limits.policy.lease_seconds / 2
+        renew_at = time.monotonic() + renew_every
         while True:
             left = identity.expires_at - time.time() if identity.expires_at is not None else math.inf
             if left <= 0:
                 log.info("closing a WebSocket: its access token expired", extra={"request_id": self.request_id})
                 await self.close(FORBIDDEN, "Forbidden: the access token expired")
                 return
-            await asyncio.sleep(min(left, self.revocation_check_seconds))
+            await asyncio.sleep(max(0.0, min(left, self.revocation_check_seconds, renew_at - time.monotonic())))
+            if time.monotonic() >= renew_at:
+                await self.limits.renew()
+                renew_at = time.monotonic() + renew_every
             if time.time() < (identity.expires_at or math.inf) and await self._revoked(identity):
                 log.info("closing a WebSocket: its access token was revoked", extra={"request_id": self.request_id})
                 await self.close(FORBIDDEN, "Forbidden: the access token was revoked")
@@ -148,18 +157,10 @@ class Sockets:
         await asyncio.gather(*(socket.close(code, reason) for socket in list(self.open)))
 
 
-class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    async def handle_ping(self, message: PingMessage) -> None:
-        authorization = authorization_of(message.get("payload"))
-        if authorization is not None and self.connection_acknowledged:
-            view = cast("GraphQLWebSocket", self.view)
-            if not await view.reauthenticate(self.context, authorization):
-                return  # the socket is closed
-        await self.send_message({"type": "pong"})
-
-
 class GraphQLWebSocket(GraphQL[Context, None]):
-    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = WebSocketAdapter
 
     def __init__(
         self,
@@ -167,6 +168,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         context_factory: ContextFactory,
         tickets: TicketStore,
         sockets: Sockets,
+        limiter: WebSocketLimiter,
         *,
         connection_init_timeout: float,
         allowed_origins: list[str],
@@ -182,13 +184,19 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         self.context_factory = context_factory
         self.tickets = tickets
         self.sockets = sockets
+        self.limiter = limiter
         self.revocation_check_seconds = revocation_check_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             raise RuntimeError("GraphQLWebSocket serves WebSocket connections only")
         websocket = WebSocket(scope, receive=receive, send=send)
-        socket = Socket(websocket, self.context_factory.authenticator.revocations, self.revocation_check_seconds)
+        limits = await self.limiter.open(uuid.uuid4().hex, websocket.client.host if websocket.client else None)
+        if isinstance(limits, Refusal):
+            await _refuse(websocket, limits)
+            return
+        socket = Socket(websocket, limits, self.context_factory.authenticator.revocations,
+                        self.revocation_check_seconds)
         scope[_SCOPE_KEY] = socket
         self.sockets.open.add(socket)
         try:
@@ -196,12 +204,15 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         finally:
             socket.stop()
             self.sockets.open.discard(socket)
+            await limits.close()
 
     async def get_context(self, request: Any, response: Any) -> Context:
         socket: Socket = request.scope[_SCOPE_KEY]
         context = self.context_factory.anonymous(socket.request_id)
         context.extras["disconnect"] = socket.close
         context.extras["socket"] = socket
+        # The bucket an anonymous caller's operations are charged to (limits.cost_limit).
+        context.extras[CLIENT_ADDRESS] = socket.websocket.client.host if socket.websocket.client else None
         # Strawberry stores the connection_init payload on the context when the attribute exists.
         context.connection_params = None  # type: ignore[attr-defined]
         socket.context = context
@@ -221,6 +232,11 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             )
         if not await self._authenticate(context, authorization, current=None):
             raise ConnectionRejectionError({"message": "The access token is not valid."})
+        refusal = await socket.limits.identify(context.viewer)
+        if refusal is not None:
+            log.info("WebSocket refused: %s", refusal.reason, extra={"request_id": socket.request_id})
+            await socket.close(refusal.close_code, _reason(refusal))
+            raise ConnectionRejectionError({"message": refusal.reason})  # Strawberry finds the socket closed
         plain_ack: UnsetType = UNSET  # a connection_ack without payload
         return plain_ack
 
@@ -252,3 +268,17 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         context.loaders = fresh.loaders
         socket.authenticated(identity)
         return True
+
+
+def _reason(refusal: Refusal) -> str:
+    return f"{refusal.reason} Retry after {refusal.retry_after} s."
+
+
+async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
+    """Accept (in a protocol the client speaks, so its graphql-ws client reads the code) and close 4429."""
+    offered = websocket.scope.get("subprotocols") or []
+    protocol = next((p for p in (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL) if p in offered), None)
+    log.info("WebSocket refused before the handshake: %s", refusal.reason)
+    with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
+        await websocket.accept(subprotocol=protocol)
+        await websocket.close(code=refusal.close_code, reason=_reason(refusal))

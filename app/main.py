@@ -103,7 +103,7 @@ def create_app(settings: Settings) -> Starlette:
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
                                   node_modules=node_modules)
     graphql_ws = GraphQLWebSocket(
-        schema, context_factory, tickets, sockets,
+        schema, context_factory, tickets, sockets, query_limits.websocket,
         connection_init_timeout=settings.ws_connection_init_timeout_seconds,
         allowed_origins=settings.cors_origins,
         revocation_check_seconds=settings.ws_revocation_check_seconds,
