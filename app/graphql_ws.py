@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any, cast
 
@@ -42,14 +42,16 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.context import ContextFactory
+from app.persisted import PersistedQueries
 from app.request_id import new_request_id
-from app.ws_handlers import LegacyWSHandler, TransportWSHandler, WebSocketAdapter, authorization_of
+from app.ws_handlers import LegacyWSHandler, TransportWSHandler, WebSocketAdapter, authorization_of, graphql_error
 from auth.authenticate import Identity
 from auth.revocation import RevocationList, RevocationUnavailable
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
 from limits.cost_limit import CLIENT_ADDRESS
 from limits.websocket import ConnectionLimits, Refusal, WebSocketLimiter
+from persisted_queries.resolve import PersistedQueryError
 from resolvers.collaboration import refresh
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
@@ -169,6 +171,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         tickets: TicketStore,
         sockets: Sockets,
         limiter: WebSocketLimiter,
+        persisted: PersistedQueries,
         *,
         connection_init_timeout: float,
         allowed_origins: list[str],
@@ -185,6 +188,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         self.tickets = tickets
         self.sockets = sockets
         self.limiter = limiter
+        self.persisted = persisted
         self.revocation_check_seconds = revocation_check_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -239,6 +243,16 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": refusal.reason})  # Strawberry finds the socket closed
         plain_ack: UnsetType = UNSET  # a connection_ack without payload
         return plain_ack
+
+    async def operation_text(self, context: Context, payload: Mapping[str, Any]) -> str | dict[str, Any]:
+        """What a subscribe/start payload runs (`query`, `documentId` or an APQ hash, under the same
+        trusted-documents rule as `/graphql`), or the GraphQL error to answer it with."""
+        try:
+            operation = await self.persisted.resolve(payload, context.viewer)
+        except PersistedQueryError as exc:
+            return graphql_error(exc.message, exc.code, cast(Socket, context.extras["socket"]).request_id)
+        await self.persisted.started(operation)
+        return operation.query
 
     async def reauthenticate(self, context: Context, authorization: str) -> bool:
         """A fresh token for the same caller keeps the socket open; anything else closes it (4403)."""

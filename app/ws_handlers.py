@@ -4,7 +4,10 @@ Every message received first spends one from the connection's message rate (`lim
 over the rate it is dropped (a `subscribe`/`start` is answered with an `error`, `RATE_LIMITED`), and
 after too many strikes the socket closes with 4429. Each operation holds one of the connection's
 operation slots while it runs; a query, mutation or subscription that is refused `RATE_LIMITED` by
-the cost limit counts as a strike too. A `ping` may carry a fresh token (graphql-transport-ws).
+the cost limit counts as a strike too. What an operation runs goes through the persisted-query
+resolver first, as at `/graphql`: a trusted-documents-only client runs trusted documents only
+(`PERSISTED_QUERY_REQUIRED`), and any client may send a `documentId` or APQ hash instead of the text.
+A `ping` may carry a fresh token (graphql-transport-ws).
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ def _starts(message: object, kind: str) -> str | None:
     if isinstance(message, dict) and message.get("type") == kind and isinstance(message.get("id"), str):
         return cast(str, message["id"])
     return None
+
+
+def _well_formed(payload: object) -> bool:
+    return (isinstance(payload, dict) and isinstance(payload.get("query"), str | None)
+            and isinstance(payload.get("extensions"), dict | None))
 
 
 async def _admit_message(socket: Socket) -> bool:
@@ -126,11 +134,18 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not self.connection_acknowledged or message["id"] in self.operations:
             await super().handle_subscribe(message)  # 4401, 4409
             return
+        if not _well_formed(message["payload"]):
+            await self.handle_invalid_message("Invalid subscribe payload")  # 4400
+            return
+        query = await cast("GraphQLWebSocket", self.view).operation_text(self.context, message["payload"])
+        if not isinstance(query, str):
+            await self._refuse(message["id"], query)
+            return
         refusal = await _admit_operation(self.socket, message["id"])
         if refusal is not None:
             await self._refuse(message["id"], refusal)
         elif self.socket.open:
-            await super().handle_subscribe(message)
+            await super().handle_subscribe({**message, "payload": {**message["payload"], "query": query}})
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         try:
@@ -178,11 +193,20 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         operation_id = message["id"]
         if operation_id in self.tasks:  # the protocol replaces an operation started under the same id
             await self.cleanup_operation(operation_id)
+        payload = message["payload"]
+        if not _well_formed(payload):
+            await self._refuse(operation_id, graphql_error("Invalid start payload.", "BAD_USER_INPUT",
+                                                           self.socket.request_id))
+            return
+        query = await cast("GraphQLWebSocket", self.view).operation_text(self.context, payload)
+        if not isinstance(query, str):
+            await self._refuse(operation_id, query)
+            return
         refusal = await _admit_operation(self.socket, operation_id)
         if refusal is not None:
             await self._refuse(operation_id, refusal)
         elif self.socket.open:
-            await super().handle_start(message)
+            await super().handle_start({**message, "payload": {**payload, "query": query}})
 
     async def handle_async_results(
         self, operation_id: str, query: str, operation_name: str | None, variables: dict[str, object] | None
