@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", graphql_ws),
         Route("/graphql/stream", GraphQLStream(schema, context_factory, persisted), methods=["POST"]),
-        *ws_tickets.routes(tokens, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
+        *ws_tickets.routes(authenticator.identify, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         *oauth.routes(),
         Route("/metrics", metrics.endpoint, methods=["GET"]),

@@ -197,3 +197,25 @@ async def _tokens(http: httpx.AsyncClient, app: Starlette, web_app: RegisteredCl
 
 async def _revoke(http: httpx.AsyncClient, web_app: RegisteredClient, token: str) -> httpx.Response:
     return await http.post("/oauth/revoke", data={"token": token, "client_id": web_app.client_id})
+
+
+async def test_tickets_are_had_for_exactly_the_tokens_a_socket_accepts(
+    settings: Settings, direct_idp: IdentityProvider, token_for: Callable[..., str], alice: User
+) -> None:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), LiveServer(app) as live, \
+            httpx.AsyncClient(base_url=live.url) as http:
+        external = direct_idp.token(sub="direct-9", email="lee@direct.test", name="Lee")
+        response = await http.post("/auth/ws-ticket", headers={"Authorization": f"Bearer {external}"})
+        assert response.status_code == 201
+        async with websockets.connect(f"{live.ws_url}/graphql?ticket={response.json()['ticket']}",
+                                      subprotocols=[TRANSPORT_WS]) as socket:
+            await socket.send(json.dumps({"type": "connection_init"}))
+            assert json.loads(await asyncio.wait_for(socket.recv(), 10)) == {"type": "connection_ack"}
+            assert await _viewer_over(socket) == {"viewer": {"name": "Lee"}}
+        revoked = token_for(alice)
+        claims = app.state.tokens.verify(revoked)
+        await app.state.revocations.revoke_token(claims.token_id, claims.expires_at)
+        refused = await http.post("/auth/ws-ticket", headers={"Authorization": f"Bearer {revoked}"})
+        assert refused.status_code == 401
+        assert refused.json()["error"]["message"] == "The access token has been revoked."
