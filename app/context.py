@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth.authenticate import Authenticator
+from auth.authenticate import Authenticator, Identity
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from loaders import Loaders
@@ -35,7 +35,11 @@ class ContextFactory:
         token = bearer_token(authorization)
         if token is None:
             return self.anonymous(request_id)
-        identity = await self.authenticator.identify(token)
+        return await self.for_identity(await self.authenticator.identify(token), request_id)
+
+    async def for_identity(self, identity: Identity, request_id: str) -> Context:
+        """The context of a caller the authenticator has already identified (the WebSocket endpoint
+        keeps the identity: it watches the token's expiry and revocation while the socket is open)."""
         loaders = Loaders(self.sessions, identity.user_id)
         if identity.user_id is None:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,

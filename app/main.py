@@ -103,15 +103,16 @@ def create_app(settings: Settings) -> Starlette:
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
                                   node_modules=node_modules)
     graphql_ws = GraphQLWebSocket(
-        schema, context_factory, tokens, tickets, sockets,
+        schema, context_factory, tickets, sockets, query_limits.websocket, persisted,
         connection_init_timeout=settings.ws_connection_init_timeout_seconds,
         allowed_origins=settings.cors_origins,
+        revocation_check_seconds=settings.ws_revocation_check_seconds,
     )
     routes: list[BaseRoute] = [
         Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", graphql_ws),
-        Route("/graphql/stream", GraphQLStream(schema, context_factory), methods=["POST"]),
-        *ws_tickets.routes(tokens, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
+        Route("/graphql/stream", GraphQLStream(schema, context_factory, persisted), methods=["POST"]),
+        *ws_tickets.routes(authenticator.identify, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         *oauth.routes(),
         Route("/metrics", metrics.endpoint, methods=["GET"]),

@@ -74,6 +74,12 @@ class PersistedQueries:
         if operation.trusted is not None:
             await self.usage.record(operation.sha256)
 
+    async def started(self, operation: ResolvedOperation) -> None:
+        """Note the use of a trusted document, for transports that stream their results (WebSocket,
+        `/graphql/stream`); they register no APQ queries, not knowing beforehand that one validates."""
+        if operation.trusted is not None:
+            await self.usage.record(operation.sha256)
+
     def load(self) -> LoadReport:
         report = self.trusted.load()
         self._loaded(report)

@@ -22,7 +22,7 @@ from auth.tokens import TokenService
 from db.engine import Sessions, make_engine, make_sessions
 from resolvers.context import Limits
 from resolvers.webhook_urls import UrlPolicy
-from rest import docs, health, jwks, openapi, webhooks_in
+from rest import docs, health, jwks, oauth, openapi, webhooks_in, ws_tickets
 from rest.delivery import Deliverer, DeliveryConfig
 from rest.housekeeping import Housekeeping
 from rest.idempotency import Idempotency, IdempotentPath, identify_with
@@ -32,7 +32,8 @@ from rest.webhook_sources import by_name
 from rest.worker import Worker
 
 DESCRIBED: Sequence[Sequence[openapi.Operation]] = (
-    openapi.OPERATIONS, health.OPERATIONS, jwks.OPERATIONS, webhooks_in.OPERATIONS,
+    openapi.OPERATIONS, health.OPERATIONS, jwks.OPERATIONS, webhooks_in.OPERATIONS, oauth.OPERATIONS,
+    ws_tickets.OPERATIONS,
 )
 # Time a stopping instance gives the delivery in flight before cancelling it.
 STOP_GRACE_SECONDS = 15.0

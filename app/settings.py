@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     ws_connection_init_timeout_seconds: float = 10.0
+    # How often an open socket looks its token up in the revocation list (one Redis EXISTS).
+    ws_revocation_check_seconds: float = Field(default=15.0, gt=0)
     # Realtime: Redis key/channel namespace, broker queue per subscriber, update-log compaction, presence.
     redis_prefix: str = "tandem:"
     ws_ticket_ttl_seconds: int = 30

@@ -32,6 +32,7 @@ class Identity:
     token_id: str | None
     session_id: str | None = None
     trusted_documents_only: bool = False
+    expires_at: int | None = None  # the token's `exp` (Unix seconds)
 
 
 def user_id_of(subject: str) -> int | None:
@@ -77,7 +78,7 @@ class Authenticator:
             if await client_by_id(self.sessions, claims.client_id) is None:
                 raise Unauthenticated("The access token's client no longer exists.")
         return Identity(user_id, claims.scopes, claims.client_id, claims.token_id, claims.session_id,
-                        claims.trusted_documents_only)
+                        claims.trusted_documents_only, claims.expires_at)
 
     async def _external(self, token: str) -> Identity:
         config = self.external.issuer_of(token)
@@ -90,4 +91,5 @@ class Authenticator:
             raise Unauthenticated(str(exc)) from None
         if claims.token_id and await self.revocations.is_revoked(claims.token_id, None):
             raise Unauthenticated("The access token has been revoked.")
-        return Identity(user.id, effective_scopes(config, claims), claims.client_id, claims.token_id)
+        return Identity(user.id, effective_scopes(config, claims), claims.client_id, claims.token_id,
+                        expires_at=claims.expires_at)

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from auth.tokens import InvalidToken, TokenService
+from auth.authenticate import Identity
+from auth.revocation import RevocationUnavailable
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
 from resolvers.errors import Unauthenticated
 from rest.errors import error_response
+from rest.openapi import Operation, Reply
+
+Identify = Callable[[str], Awaitable[Identity]]
 
 
-def routes(tokens: TokenService, tickets: TicketStore, ttl_seconds: int, request_id: Callable[[], str]) -> list[Route]:
+class Ticket(BaseModel):
+    ticket: str = Field(description="Open `/graphql?ticket=…` with it, once, within `expiresIn` seconds.")
+    expiresIn: int
+
+
+def routes(identify: Identify, tickets: TicketStore, ttl_seconds: int, request_id: Callable[[], str]) -> list[Route]:
+    """`identify`: the authenticator's, so a ticket is had for exactly the tokens a socket accepts."""
+
     async def ws_ticket(request: Request) -> Response:
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         try:
             token = bearer_token(request.headers.get("authorization"))
             if token is None:
                 raise Unauthenticated("Send the access token as `Authorization: Bearer <token>`.")
-            tokens.verify(token)
-        except (Unauthenticated, InvalidToken) as exc:
-            return error_response(401, "UNAUTHENTICATED", str(exc), request_id(), headers=challenge)
+            await identify(token)
+        except Unauthenticated as exc:
+            return error_response(401, "UNAUTHENTICATED", exc.message, request_id(), headers=challenge)
+        except RevocationUnavailable as exc:
+            return error_response(503, "SERVICE_UNAVAILABLE", str(exc), request_id(), headers={"Retry-After": "5"})
         ticket = await tickets.issue(token)
         return JSONResponse(
             {"ticket": ticket, "expiresIn": ttl_seconds},
@@ -33,3 +47,11 @@ def routes(tokens: TokenService, tickets: TicketStore, ttl_seconds: int, request
         )
 
     return [Route("/auth/ws-ticket", ws_ticket, methods=["POST"])]
+
+
+OPERATIONS: Sequence[Operation] = [
+    Operation("POST", "/auth/ws-ticket", "createWsTicket", "A single-use ticket for a WebSocket handshake",
+              tags=("realtime",), security=("bearer",),
+              description="For clients that cannot put the token into `connection_init` (the ticket stands for it).",
+              responses=(Reply(201, "The ticket (`Cache-Control: no-store`).", Ticket),), errors=(401, 503)),
+]
