@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
+from schema.execution import BatchedExecutor
 from schema.query import Query
 from schema.tasks import TaskMutations
 from schema.users import AccountMutations, UserMutations
@@ -33,7 +34,16 @@ class TandemSchema(strawberry.Schema):
         shape_errors(errors, getattr(context, "request_id", "-"))
 
 
-def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
-    """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
+def build_schema(
+    extensions: Sequence[Any] = (), *, production: bool = False, batched_execution: bool = True
+) -> TandemSchema:
+    """The schema; `production` hides "Did you mean …?" suggestions that map out the schema.
+
+    `batched_execution` runs queries with `BatchedExecutor` (schema/execution.py), which falls back to
+    graphql-core's own executor for anything it does not handle identically; False: graphql-core only.
+    """
     config = StrawberryConfig(disable_field_suggestions=production)
-    return TandemSchema(query=Query, mutation=Mutation, extensions=list(extensions), config=config)
+    return TandemSchema(
+        query=Query, mutation=Mutation, extensions=list(extensions), config=config,
+        execution_context_class=BatchedExecutor if batched_execution else None,
+    )
