@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.authenticate import Authenticator
 from auth.viewer import bearer_token
 from db.engine import Sessions
+from db.reads import Reads
 from loaders import Loaders
 from resolvers.context import Context, Limits, SessionRevoker, Viewer
 from resolvers.errors import Unauthenticated
@@ -15,9 +16,10 @@ SERVICE_ROLE = "service"
 class ContextFactory:
     def __init__(
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
-        revoke_sessions: SessionRevoker | None = None,
+        revoke_sessions: SessionRevoker | None = None, *, reads: Reads,
     ) -> None:
         self.sessions = sessions
+        self.reads = reads
         self.authenticator = authenticator
         self.limits = limits
         self.revoke_sessions = revoke_sessions
@@ -26,9 +28,9 @@ class ContextFactory:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
         token = bearer_token(authorization)
         if token is None:
-            return self._context(Loaders(self.sessions, None), None, request_id)
+            return self._context(Loaders(self.sessions, None, reads=self.reads), None, request_id)
         identity = await self.authenticator.identify(token)
-        loaders = Loaders(self.sessions, identity.user_id)
+        loaders = Loaders(self.sessions, identity.user_id, reads=self.reads)
         if identity.user_id is None:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
                             trusted_documents_only=identity.trusted_documents_only)

@@ -33,6 +33,7 @@ from auth.revocation import RevocationList
 from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
+from db.reads import make_reads
 from resolvers.context import Limits
 from rest import health
 from schema import build_schema
@@ -48,6 +49,7 @@ def token_service(settings: Settings) -> TokenService:
 def create_app(settings: Settings) -> Starlette:
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
+    reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     tokens = token_service(settings)
     store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
@@ -74,7 +76,8 @@ def create_app(settings: Settings) -> Starlette:
     ], production=settings.production)
     graphql = GraphQLHTTP(
         schema,
-        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions),
+        ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
+                       reads=reads),
         metrics,
         persisted,
         max_body_bytes=settings.max_body_bytes,
@@ -103,6 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             async with persisted.running():  # loads the trusted manifests, then watches them
                 yield
         finally:
+            await reads.close()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -123,6 +127,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.reads = reads
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.oauth = oauth_server

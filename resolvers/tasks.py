@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from db.models import Task, TaskLabel, TaskPriority, TaskStatus, utcnow
+from db.records import TaskRecord
 from loaders import tasks as task_queries
 from loaders.tasks import TaskFilter, TaskOrder
 
@@ -36,7 +37,7 @@ class TaskDraft:
     document_id: int | None = None
 
 
-async def visible_task(ctx: Context, task_id: int) -> Task:
+async def visible_task(ctx: Context, task_id: int) -> TaskRecord:
     ctx.require_user()
     task = await ctx.loaders.tasks.by_id.load(task_id)
     if task is None:
@@ -48,22 +49,24 @@ async def labels(ctx: Context, task_id: int) -> list[str]:
     return await ctx.loaders.tasks.labels_by_task.load(task_id)
 
 
-async def visible_tasks(ctx: Context, f: TaskFilter, order: TaskOrder, args: PageArgs) -> Page[Task]:
+async def visible_tasks(ctx: Context, f: TaskFilter, order: TaskOrder, args: PageArgs) -> Page[TaskRecord]:
     viewer_id = ctx.require_user()
     return await paginate(
         args,
         ctx.limits,
-        lambda offset, limit: task_queries.page_of_visible_tasks(ctx.sessions, viewer_id, f, order, offset, limit),
-        lambda: task_queries.count_visible_tasks(ctx.sessions, viewer_id, f),
+        lambda offset, limit: task_queries.page_of_visible_tasks(ctx.loaders.reads, viewer_id, f, order, offset, limit),
+        lambda: task_queries.count_visible_tasks(ctx.loaders.reads, viewer_id, f),
     )
 
 
-async def user_tasks(ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs) -> Page[Task]:
+async def user_tasks(
+    ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs
+) -> Page[TaskRecord]:
     """Tasks the user owns or is assigned to, as far as the viewer may see them."""
     ctx.require_user()
     loaders = ctx.loaders.tasks
 
-    async def fetch(offset: int, limit: int) -> Sequence[Task]:
+    async def fetch(offset: int, limit: int) -> Sequence[TaskRecord]:
         return await loaders.page_by_user.load(task_queries.PageKey(user_id, f, order, offset, limit))
 
     count = lambda: loaders.count_by_user.load(task_queries.CountKey(user_id, f))  # noqa: E731
@@ -72,11 +75,11 @@ async def user_tasks(ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder
 
 async def document_tasks(
     ctx: Context, document_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs
-) -> Page[Task]:
+) -> Page[TaskRecord]:
     ctx.require_user()
     loaders = ctx.loaders.tasks
 
-    async def fetch(offset: int, limit: int) -> Sequence[Task]:
+    async def fetch(offset: int, limit: int) -> Sequence[TaskRecord]:
         return await loaders.page_by_document.load(task_queries.PageKey(document_id, f, order, offset, limit))
 
     return await paginate(
@@ -138,7 +141,7 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
     return task
 
 
-async def can_edit(ctx: Context, task: Task) -> bool:
+async def can_edit(ctx: Context, task: TaskRecord) -> bool:
     viewer_id = ctx.require_user()
     if viewer_id in (task.owner_id, task.assignee_id):
         return True

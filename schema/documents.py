@@ -15,10 +15,8 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
-from db.models import Document as DocumentRow  # row types: Strawberry resolves Private[...] too
-from db.models import (
-    DocumentCollaborator as CollaboratorRow,  # row types: Strawberry resolves Private[...] too
-)
+from db.records import CollaboratorRecord as CollaboratorRow  # row types: Strawberry resolves Private[...] too
+from db.records import DocumentRecord as DocumentRow
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError

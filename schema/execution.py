@@ -371,7 +371,7 @@ class _Run:
             raise Unsupported  # interfaces and unions
         is_type_of = return_type.is_type_of
         if is_type_of is not None:
-            if not _strawberry_made(is_type_of) or not is_type_of(value, None):  # type: ignore[arg-type]
+            if not _strawberry_made(is_type_of) or not is_type_of(value, None):
                 raise Unsupported
         target: dict[str, Any] = {}
         group_key = (return_type.name, id(details))
@@ -454,7 +454,7 @@ def _strawberry_made(is_type_of: Callable[..., Any]) -> bool:
 
 
 def _strip_non_null(type_: GraphQLOutputType) -> GraphQLOutputType:
-    return type_.of_type if is_non_null_type(type_) else type_  # type: ignore[no-any-return, union-attr]
+    return type_.of_type if is_non_null_type(type_) else type_
 
 
 def _unwrap(type_: GraphQLOutputType) -> GraphQLOutputType:

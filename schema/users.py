@@ -15,7 +15,7 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
-from db.models import User as UserRow  # row types: Strawberry resolves Private[...] too
+from db.records import UserRecord as UserRow  # row types: Strawberry resolves Private[...] too
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.errors import UserError
