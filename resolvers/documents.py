@@ -9,6 +9,7 @@ from sqlalchemy import delete, update
 from db.models import CollaboratorRole, Document, DocumentCollaborator
 from db.records import CollaboratorRecord, DocumentRecord, UserRecord
 from loaders import documents as document_queries
+from loaders.soon import Soon, peek
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
@@ -31,6 +32,13 @@ async def document_or_none(ctx: Context, document_id: int | None) -> DocumentRec
     if document_id is None or ctx.viewer is None:
         return None
     return await ctx.loaders.documents.by_id.load(document_id)
+
+
+def document_soon(ctx: Context, document_id: int | None) -> Soon[DocumentRecord | None]:
+    """`document_or_none`, without a coroutine when the document is loaded already."""
+    if document_id is None or ctx.viewer is None:
+        return None
+    return peek(ctx.loaders.documents.by_id, document_id)
 
 
 async def collaborators(ctx: Context, document_id: int) -> Sequence[CollaboratorRecord]:

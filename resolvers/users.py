@@ -10,6 +10,7 @@ from db.engine import Sessions
 from db.models import User, UserRole
 from db.records import UserRecord
 from loaders.batching import forget
+from loaders.soon import Soon, peek
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
@@ -33,6 +34,11 @@ async def visible_user(ctx: Context, user_id: int) -> UserRecord:
 
 async def user_or_none(ctx: Context, user_id: int | None) -> UserRecord | None:
     return None if user_id is None else await ctx.loaders.users.by_id.load(user_id)
+
+
+def user_soon(ctx: Context, user_id: int | None) -> Soon[UserRecord | None]:
+    """`user_or_none`, without a coroutine when the user is loaded already (prefetched list items)."""
+    return None if user_id is None else peek(ctx.loaders.users.by_id, user_id)
 
 
 def can_see_email(ctx: Context, user: UserRecord) -> bool:

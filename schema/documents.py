@@ -22,6 +22,7 @@ from resolvers.errors import BadUserInput
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import TaskFilterType, TaskOrderType, TaskType, UserType
+from schema.lookahead import task_relations
 from schema.relay import Connection, Node, connection, decode_id, encode_id
 
 
@@ -88,7 +89,7 @@ class Document(Node):
 
         f, order = task_query(filter, order_by)
         page = await resolvers.tasks.document_tasks(
-            info.context, self._row.id, f, order, page_args(first, after, last, before)
+            info.context, self._row.id, f, order, page_args(first, after, last, before), task_relations(info)
         )
         return connection(page, Task.from_row)
 

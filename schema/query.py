@@ -18,6 +18,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
 from schema.documents import Document
 from schema.inputs import page_args, task_query
+from schema.lookahead import task_relations
 from schema.relay import Connection, Node, connection, decode_any_id, decode_id
 from schema.tasks import Task, TaskFilter, TaskOrder
 from schema.users import User, user_type
@@ -77,7 +78,9 @@ class Query:
         filter: TaskFilter | None = None, order_by: TaskOrder | None = None,
     ) -> Connection[Task]:
         f, order = task_query(filter, order_by)
-        page = await resolvers.tasks.visible_tasks(info.context, f, order, page_args(first, after, last, before))
+        page = await resolvers.tasks.visible_tasks(
+            info.context, f, order, page_args(first, after, last, before), task_relations(info)
+        )
         return connection(page, Task.from_row)
 
     @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])])

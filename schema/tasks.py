@@ -16,8 +16,10 @@ import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
 from db.records import TaskRecord as TaskRow  # row types: Strawberry resolves Private[...] too
+from db.records import UserRecord
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
+from resolvers.prefetch import then
 from schema.errors import UserError
 from schema.lazy import DocumentType, UserType
 from schema.relay import Node, decode_id, decode_optional_id, encode_id
@@ -89,34 +91,40 @@ class Task(Node):
             created_at=row.created_at, updated_at=row.updated_at, _row=row,
         )
 
-    @strawberry.field
-    async def labels(self, info: Info[Context, Any]) -> list[str]:
-        return await resolvers.tasks.labels(info.context, self._row.id)
+    # The relations below are sync resolvers returning `Soon` values (loaders/soon.py): a task list
+    # prefetches them (resolvers/prefetch.py), so on list items they are plain cache reads rather
+    # than a coroutine each; graphql-core awaits the awaitable they return when nothing was prefetched.
 
     @strawberry.field
-    async def owner(self, info: Info[Context, Any]) -> UserType:
+    def labels(self, info: Info[Context, Any]) -> list[str]:
+        return resolvers.tasks.labels_soon(info.context, self._row.id)  # type: ignore[return-value]
+
+    @strawberry.field
+    def owner(self, info: Info[Context, Any]) -> UserType:
         from schema.users import user_type
 
-        row = await resolvers.users.user_or_none(info.context, self._row.owner_id)
-        assert row is not None  # owner_id is a non-null foreign key
-        return user_type(info.context, row)
+        def convert(row: UserRecord | None) -> UserType:
+            assert row is not None  # owner_id is a non-null foreign key
+            return user_type(info.context, row)
+
+        return then(resolvers.users.user_soon(info.context, self._row.owner_id), convert)  # type: ignore[return-value]
 
     @strawberry.field
-    async def assignee(self, info: Info[Context, Any]) -> UserType | None:
+    def assignee(self, info: Info[Context, Any]) -> UserType | None:
         from schema.users import user_type
 
-        row = await resolvers.users.user_or_none(info.context, self._row.assignee_id)
-        return user_type(info.context, row) if row else None
+        row = resolvers.users.user_soon(info.context, self._row.assignee_id)
+        return then(row, lambda row: user_type(info.context, row) if row else None)  # type: ignore[return-value]
 
     @strawberry.field(
         description="Null when the task has none, or when you cannot see it.",
         extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
     )
-    async def document(self, info: Info[Context, Any]) -> DocumentType | None:
+    def document(self, info: Info[Context, Any]) -> DocumentType | None:
         from schema.documents import Document
 
-        row = await resolvers.documents.document_or_none(info.context, self._row.document_id)
-        return Document.from_row(row) if row else None
+        row = resolvers.documents.document_soon(info.context, self._row.document_id)
+        return then(row, lambda row: Document.from_row(row) if row else None)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether you may change this task.")
     async def viewer_can_update(self, info: Info[Context, Any]) -> bool:

@@ -21,6 +21,7 @@ from resolvers.errors import BadUserInput
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentType, TaskFilterType, TaskOrderType, TaskType
+from schema.lookahead import task_relations
 from schema.relay import Connection, Node, connection, encode_id
 
 
@@ -55,7 +56,9 @@ class User(Node):
         from schema.tasks import Task
 
         f, order = task_query(filter, order_by)
-        page = await resolvers.tasks.user_tasks(info.context, self._pk, f, order, page_args(first, after, last, before))
+        page = await resolvers.tasks.user_tasks(
+            info.context, self._pk, f, order, page_args(first, after, last, before), task_relations(info)
+        )
         return connection(page, Task.from_row)
 
     @strawberry.field(
