@@ -70,12 +70,12 @@ async def count_visible_documents(reads: Reads, viewer_id: int) -> int:
 
 
 async def _documents_by_ids(reads: Reads, viewer_id: int, ids: Sequence[int]) -> list[DocumentRecord | None]:
-    found = await reads.all(_BY_IDS, {"ids": list(ids), "viewer": viewer_id})
+    found = await reads.lookup(_BY_IDS, {"ids": list(ids), "viewer": viewer_id})
     return one_per_key(ids, found, lambda document: document.id)
 
 
 async def _collaborators(reads: Reads, ids: Sequence[int]) -> list[list[CollaboratorRecord]]:
-    found = await reads.all(_COLLABORATORS, {"ids": list(ids)})
+    found = await reads.lookup(_COLLABORATORS, {"ids": list(ids)})
     return many_per_key(ids, found, lambda row: row.document_id)
 
 

@@ -141,12 +141,12 @@ _LABELS = select(TaskLabel.__table__).where(TaskLabel.task_id.in_(IDS)).order_by
 
 
 async def _tasks_by_ids(reads: Reads, viewer_id: int, ids: Sequence[int]) -> list[TaskRecord | None]:
-    found = await reads.all(_BY_IDS, {"ids": list(ids), "viewer": viewer_id})
+    found = await reads.lookup(_BY_IDS, {"ids": list(ids), "viewer": viewer_id})
     return one_per_key(ids, found, lambda task: task.id)
 
 
 async def _labels_by_task(reads: Reads, ids: Sequence[int]) -> list[list[str]]:
-    grouped = many_per_key(ids, await reads.all(_LABELS, {"ids": list(ids)}), lambda row: row.task_id)
+    grouped = many_per_key(ids, await reads.lookup(_LABELS, {"ids": list(ids)}), lambda row: row.task_id)
     return [[row.label for row in labels] for labels in grouped]
 
 

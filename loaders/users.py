@@ -17,7 +17,7 @@ _BY_IDS = select(User.__table__).where(User.id.in_(IDS))
 
 
 async def _users_by_ids(reads: Reads, ids: Sequence[int]) -> list[UserRecord | None]:
-    return one_per_key(ids, await reads.all(_BY_IDS, {"ids": list(ids)}), lambda u: u.id)
+    return one_per_key(ids, await reads.lookup(_BY_IDS, {"ids": list(ids)}), lambda u: u.id)
 
 
 class UserLoaders:

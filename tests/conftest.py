@@ -220,9 +220,9 @@ class StatementCounter:
 
 @pytest.fixture
 def sql_statements(app: Starlette) -> Iterator[StatementCounter]:
-    """Every statement on the app's engines: the async one (writes) and the loaders' read engine."""
+    """Every statement on the app's engines: the async one (writes) and the loaders' read engines."""
     counter = StatementCounter()
-    engines = {app.state.engine.sync_engine, app.state.reads.engine}
+    engines = {app.state.engine.sync_engine, *app.state.reads.engines}
     for engine in engines:
         event.listen(engine, "before_cursor_execute", counter)
     yield counter
