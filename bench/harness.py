@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 for _path in (ROOT, ROOT / "bench"):  # run as `python bench/<script>.py` from a checkout
@@ -189,6 +190,7 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
 def _hello_app() -> Any:
     """A bare ASGI app: what uvicorn's HTTP handling alone costs per request."""
     body = orjson.dumps({"data": {"__typename": "Query"}})
+    length = str(len(body)).encode()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -199,7 +201,7 @@ def _hello_app() -> Any:
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", length)]})
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -345,16 +347,90 @@ class Tally:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
-Check = Callable[[httpx.Response], str | None]  # an error message, or None when the answer is right
+class Answer:
+    """What `RawClient.post` gives back: the parts of an HTTP response the benchmarks look at."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
 
 
-def ok_without_errors(response: httpx.Response) -> str | None:
+class RawClient:
+    """HTTP/1.1 keep-alive POSTs over plain asyncio streams, one connection per concurrent worker.
+
+    httpx spends ~1 ms of the load generator's CPU per request, so it cannot keep a fast server busy
+    from one core (it topped out at ~750 `{ __typename }` requests/s); this sends pre-encoded
+    requests and reads `Content-Length` bodies only, which is all our servers send.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+    async def post(self, url: str, content: bytes, headers: dict[str, str]) -> Answer:
+        parts = urlsplit(url)
+        head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(content)}"]
+        head += [f"{name}: {value}" for name, value in headers.items()]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode() + content
+        idle = self._idle.setdefault(parts.netloc, [])
+        if idle:
+            connection = idle.pop()
+            try:
+                answer = await self._exchange(connection, request, url)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise
+                connection[1].close()  # the server closed it while idle (keep-alive timeout): start over
+            else:
+                idle.append(connection)
+                return answer
+        connection = await asyncio.open_connection(parts.hostname, parts.port)
+        answer = await self._exchange(connection, request, url)
+        idle.append(connection)
+        return answer
+
+    @staticmethod
+    async def _exchange(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes,
+                        url: str) -> Answer:
+        reader, writer = connection
+        writer.write(request)
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        received = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name:
+                received[name.strip().lower()] = value.strip()
+        if "content-length" not in received:
+            raise SystemExit(f"{url} answered without Content-Length, which this client does not read")
+        body = await reader.readexactly(int(received["content-length"]))
+        return Answer(int(status_line.split()[1]), received, body)
+
+    async def aclose(self) -> None:
+        for connections in self._idle.values():
+            for _, writer in connections:
+                writer.close()
+        self._idle.clear()
+
+
+Check = Callable[[Answer], str | None]  # an error message, or None when the answer is right
+
+
+def ok_without_errors(response: Answer) -> str | None:
     if response.status_code != 200 or b'"errors"' in response.content:
         return f"HTTP {response.status_code}: {response.text[:500]}"
     return None
 
 
-async def burst(client: httpx.AsyncClient, way: Way, requests: int, concurrency: int,
+async def burst(client: RawClient, way: Way, requests: int, concurrency: int,
                 check: Check = ok_without_errors) -> tuple[float, list[float]]:
     """`requests` POSTs over `concurrency` connections; returns wall seconds and per-request latencies."""
     remaining = requests
@@ -365,7 +441,7 @@ async def burst(client: httpx.AsyncClient, way: Way, requests: int, concurrency:
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
-            response = await client.post(way.url, content=way.next_body(), headers=way.headers)
+            response = await client.post(way.url, way.next_body(), way.headers)
             latencies.append(time.perf_counter() - started)
             problem = check(response)
             if problem:
@@ -380,8 +456,8 @@ async def measure(ways: Sequence[Way], args: argparse.Namespace, *, concurrency:
                   check: Check = ok_without_errors, label: str = "req/s") -> dict[str, Tally]:
     """Warm up each way, then `args.rounds` rounds alternating their order; one `Tally` per way."""
     concurrency = concurrency or args.concurrency
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    client = RawClient()
+    try:
         for way in ways:  # connection pools, document caches, page cache
             await burst(client, way, args.warmup, concurrency, check)
         tallies = {way.name: Tally() for way in ways}
@@ -397,6 +473,8 @@ async def measure(ways: Sequence[Way], args: argparse.Namespace, *, concurrency:
                 tally.round_rates.append(len(latencies) / seconds)
             rates = "  ".join(f"{way.name} {tallies[way.name].round_rates[-1]:6.0f}" for way in ways)
             print(f"round {round_number + 1}/{args.rounds} ({label}): {rates}")
+    finally:
+        await client.aclose()
     return tallies
 
 

@@ -33,11 +33,13 @@ from typing import Any
 
 from graphql import (
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     OperationType,
     Undefined,
     is_leaf_type,
@@ -50,6 +52,10 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 FieldDetailsList = list[FieldDetails]
+# Objects waiting for the next depth, by runtime type and the fields they were selected by.
+Following = dict[tuple[str, int], "_Objects"]
+# Completes one resolved value at one response path: leaves coerced, objects queued in `Following`.
+Completer = Callable[[Any, "Path | None", Following], Any]
 # Strawberry stores its own field definition on each graphql-core field under this key.
 _STRAWBERRY_FIELD = "strawberry-definition"
 
@@ -79,6 +85,7 @@ class _Field:
     attribute: str | None  # set for plain attribute fields: read with getattr, no resolver call
     typename: str | None  # set for `__typename`
     needs_path: bool  # whether the values need a response path (objects, lists, resolver calls)
+    complete: Completer  # the resolved value → its place in the response
 
 
 @dataclass(slots=True)
@@ -156,7 +163,7 @@ class _Run:
                     await self._settle(pending)
             if self.failed:
                 raise Unsupported
-            following: dict[tuple[str, int], _Objects] = {}
+            following: Following = {}
             for item in resolved:
                 self._complete(item, following)
             depth = list(following.values())
@@ -190,7 +197,8 @@ class _Run:
             if name == "__typename":
                 definition = executor.schema.get_field(objects.type, name)
                 assert definition is not None
-                planned.append(_Field(response_key, definition, field_details, None, objects.type.name, False))
+                planned.append(_Field(response_key, definition, field_details, None, objects.type.name, False,
+                                      _completer(definition.type, field_details, executor.is_awaitable)))
                 continue
             if name.startswith("__"):
                 raise Unsupported  # introspection
@@ -200,7 +208,8 @@ class _Run:
             attribute = _plain_attribute(definition)
             named = _unwrap(definition.type)
             needs_path = attribute is None or not is_leaf_type(named) or is_list_type(_strip_non_null(definition.type))
-            planned.append(_Field(response_key, definition, field_details, attribute, None, needs_path))
+            planned.append(_Field(response_key, definition, field_details, attribute, None, needs_path,
+                                  _completer(definition.type, field_details, executor.is_awaitable)))
         return planned
 
     # --- resolving: every object of a depth, awaitables collected ---------------------------------
@@ -322,66 +331,107 @@ class _Run:
 
     # --- completing: leaves coerced, objects grouped for the next depth ----------------------------
 
-    def _complete(self, item: _Resolved, following: dict[tuple[str, int], _Objects]) -> None:
+    def _complete(self, item: _Resolved, following: Following) -> None:
         planned = item.field
         targets = item.objects.targets
         key = planned.response_key
-        return_type = planned.definition.type
-        details = planned.field_details
+        complete = planned.complete
         if item.paths:
             for target, value, path in zip(targets, item.values, item.paths, strict=True):
-                target[key] = self._value(return_type, value, path, details, following)
+                target[key] = complete(value, path, following)
         else:
             for target, value in zip(targets, item.values, strict=True):
-                target[key] = self._value(return_type, value, None, details, following)
+                target[key] = complete(value, None, following)
 
-    def _value(
-        self, return_type: GraphQLOutputType, value: Any, path: Path | None, details: FieldDetailsList,
-        following: dict[tuple[str, int], _Objects],
-    ) -> Any:
-        if isinstance(return_type, GraphQLNonNull):
-            completed = self._value(return_type.of_type, value, path, details, following)
+
+def _completer(
+    return_type: GraphQLOutputType, details: FieldDetailsList, is_awaitable: Callable[[Any], bool]
+) -> Completer:
+    """A function completing values of `return_type`, made once per field and selection set: the type
+    dispatch graphql-core repeats for every value (about 500 per dashboard) happens here once."""
+    if isinstance(return_type, GraphQLNonNull):
+        inner = _completer(return_type.of_type, details, is_awaitable)
+
+        def non_null(value: Any, path: Path | None, following: Following) -> Any:
+            completed = inner(value, path, following)
             if completed is None:
                 raise Unsupported  # graphql-core raises a field error and nulls the nearest nullable parent
             return completed
+
+        return non_null
+    if isinstance(return_type, GraphQLLeafType):
+        return _leaf_completer(return_type)
+    if isinstance(return_type, GraphQLList):
+        return _list_completer(_completer(return_type.of_type, details, is_awaitable), is_awaitable)
+    if isinstance(return_type, GraphQLObjectType):
+        return _object_completer(return_type, details)
+    return _abstract  # interfaces and unions
+
+
+def _leaf_completer(return_type: GraphQLLeafType) -> Completer:
+    coerce = return_type.coerce_output_value
+    # String and ID give back a `str` as it is; skip the call for the most common leaf.
+    passes_str = return_type in (GraphQLString, GraphQLID)
+
+    def leaf(value: Any, path: Path | None, following: Following) -> Any:
         if value is None or value is Undefined:
             return None
-        if isinstance(return_type, GraphQLLeafType):
-            coerced = return_type.coerce_output_value(value)
-            if coerced is None or coerced is Undefined:
-                raise Unsupported
-            return coerced
-        if isinstance(return_type, GraphQLList):
-            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-                raise Unsupported
-            elements = list(value)
-            if any(self.executor.is_awaitable(element) for element in elements):
-                # A list of awaitables: graphql-core settles each item on its own (one failing item
-                # nulls only itself). It calls the resolver again, so close these unawaited.
-                for element in elements:
-                    if isinstance(element, Coroutine):
-                        element.close()
-                raise Unsupported
-            item_type = return_type.of_type
-            return [
-                self._value(item_type, element, Path(path, index, None), details, following)
-                for index, element in enumerate(elements)
-            ]
-        if not isinstance(return_type, GraphQLObjectType):
-            raise Unsupported  # interfaces and unions
-        is_type_of = return_type.is_type_of
-        if is_type_of is not None:
-            if not _strawberry_made(is_type_of) or not is_type_of(value, None):
-                raise Unsupported
-        target: dict[str, Any] = {}
-        group_key = (return_type.name, id(details))
+        if passes_str and value.__class__ is str:
+            return value
+        coerced = coerce(value)
+        if coerced is None or coerced is Undefined:
+            raise Unsupported
+        return coerced
+
+    return leaf
+
+
+def _list_completer(item: Completer, is_awaitable: Callable[[Any], bool]) -> Completer:
+    def list_(value: Any, path: Path | None, following: Following) -> Any:
+        if value is None or value is Undefined:
+            return None
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            raise Unsupported
+        elements = list(value)
+        if any(is_awaitable(element) for element in elements):
+            # A list of awaitables: graphql-core settles each item on its own (one failing item
+            # nulls only itself). It calls the resolver again, so close these unawaited.
+            for element in elements:
+                if isinstance(element, Coroutine):
+                    element.close()
+            raise Unsupported
+        return [item(element, Path(path, index, None), following) for index, element in enumerate(elements)]
+
+    return list_
+
+
+def _object_completer(return_type: GraphQLObjectType, details: FieldDetailsList) -> Completer:
+    is_type_of = return_type.is_type_of
+    if is_type_of is not None and not _strawberry_made(is_type_of):
+        return _abstract  # a custom `is_type_of` may need `info`, which is not built here
+    group_key = (return_type.name, id(details))
+
+    def object_(value: Any, path: Path | None, following: Following) -> Any:
+        if value is None or value is Undefined:
+            return None
+        if is_type_of is not None and not is_type_of(value, None):
+            raise Unsupported
         objects = following.get(group_key)
         if objects is None:
             objects = following[group_key] = _Objects(return_type, details)
+        target: dict[str, Any] = {}
         objects.sources.append(value)
         objects.targets.append(target)
         objects.paths.append(path)
         return target
+
+    return object_
+
+
+def _abstract(value: Any, path: Path | None, following: Following) -> Any:
+    if value is None or value is Undefined:
+        return None
+    raise Unsupported
 
 
 def _awaited(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> asyncio.Future[Any]:
