@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(extensions=[
         *tracing_extensions(settings),
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
-    ], production=settings.production)
+    ], production=settings.production, batched_execution=settings.batched_execution)
     graphql = GraphQLHTTP(
         schema,
         ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,

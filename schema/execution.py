@@ -52,6 +52,9 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 FieldDetailsList = list[FieldDetails]
+# Where the executor notes how it ran an operation, in `context.extras` (the transport counts it):
+# "batched", "fallback" (the fast path gave up; graphql-core ran it) or "graphql-core" (not eligible).
+EXECUTOR = "executor"
 # Objects waiting for the next depth, by runtime type and the fields they were selected by.
 Following = dict[tuple[str, int], "_Objects"]
 # Completes one resolved value at one response path: leaves coerced, objects queued in `Following`.
@@ -111,8 +114,14 @@ class BatchedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         if not self._fast_path_applies(serially):
+            self._note("graphql-core")
             return super().execute_operation(serially)
         return self._execute_batched()
+
+    def _note(self, how: str) -> None:
+        extras = getattr(self.context_value, "extras", None)
+        if isinstance(extras, dict):
+            extras[EXECUTOR] = how
 
     def _fast_path_applies(self, serially: bool | None) -> bool:
         middleware = self.middleware_manager
@@ -129,8 +138,10 @@ class BatchedExecutor(StrawberryGraphQLCoreExecutionContext):
         try:
             data = await _Run(self).execute()
         except Unsupported:
+            self._note("fallback")
             result = super().execute_operation()
             return await result if self.is_awaitable(result) else result
+        self._note("batched")
         return self.finish(self.build_response(data))
 
 
@@ -266,7 +277,7 @@ class _Run:
             except Exception:
                 self.failed = True
                 return None
-            pending.append(_Waiting(values, len(values), value, _awaited(value, yielded)))
+            pending.append(_waiting(values, len(values), value, yielded))
             return None
         if isinstance(value, asyncio.Future) and value.done():
             if value.cancelled() or value.exception() is not None:
@@ -323,11 +334,7 @@ class _Run:
         except Exception:
             self.failed = True
         else:
-            future = _awaited(coroutine, yielded)
-            if isinstance(yielded, asyncio.Future):
-                still.append(_Waiting(item.values, item.index, coroutine, future))
-            else:
-                still.append(_Waiting(item.values, item.index, None, future))
+            still.append(_waiting(item.values, item.index, coroutine, yielded))
 
     # --- completing: leaves coerced, objects grouped for the next depth ----------------------------
 
@@ -434,18 +441,19 @@ def _abstract(value: Any, path: Path | None, following: Following) -> Any:
     raise Unsupported
 
 
-def _awaited(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> asyncio.Future[Any]:
-    """What a coroutine that stopped at `yielded` waits for, as a future.
+def _waiting(values: list[Any], index: int, coroutine: Coroutine[Any, Any, Any], yielded: Any) -> _Waiting:
+    """A coroutine that stopped at `yielded`, as a value still to come.
 
     A coroutine waiting on an asyncio future yields that future with `_asyncio_future_blocking` set,
     and whoever drives it (normally a task) clears the flag; until then no other coroutine may await
-    the same future ("await wasn't used with future"). Anything else it may yield (a bare `yield`
-    from `asyncio.sleep(0)`, another loop's future) is left to a real task.
+    the same future ("await wasn't used with future"). We drive it: clear the flag, wait for the
+    future, resume the coroutine. Anything else it may yield (a bare `yield` from `asyncio.sleep(0)`,
+    another loop's future) is left to a real task, which then drives the coroutine to its end.
     """
     if isinstance(yielded, asyncio.Future) and getattr(yielded, "_asyncio_future_blocking", False):
         yielded._asyncio_future_blocking = False
-        return yielded
-    return asyncio.ensure_future(_Resumed(coroutine, yielded))
+        return _Waiting(values, index, coroutine, yielded)
+    return _Waiting(values, index, None, asyncio.ensure_future(_Resumed(coroutine, yielded)))
 
 
 class _Resumed:
@@ -513,4 +521,4 @@ def _unwrap(type_: GraphQLOutputType) -> GraphQLOutputType:
     return type_
 
 
-__all__ = ["BatchedExecutor", "Unsupported"]
+__all__ = ["EXECUTOR", "BatchedExecutor", "Unsupported"]
