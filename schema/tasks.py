@@ -15,13 +15,14 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
+from db.records import DocumentRecord, UserRecord
 from db.records import TaskRecord as TaskRow  # row types: Strawberry resolves Private[...] too
-from db.records import UserRecord
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from resolvers.prefetch import then
 from schema.errors import UserError
 from schema.lazy import DocumentType, UserType
+from schema.memo import once
 from schema.relay import Node, decode_id, decode_optional_id, encode_id
 
 
@@ -123,8 +124,11 @@ class Task(Node):
     def document(self, info: Info[Context, Any]) -> DocumentType | None:
         from schema.documents import Document
 
+        def convert(row: DocumentRecord | None) -> Document | None:
+            return once(info.context, "Document", row, lambda: Document.from_row(row)) if row else None
+
         row = resolvers.documents.document_soon(info.context, self._row.document_id)
-        return then(row, lambda row: Document.from_row(row) if row else None)  # type: ignore[return-value]
+        return then(row, convert)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether you may change this task.")
     async def viewer_can_update(self, info: Info[Context, Any]) -> bool:

@@ -22,6 +22,7 @@ from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentType, TaskFilterType, TaskOrderType, TaskType
 from schema.lookahead import task_relations
+from schema.memo import once
 from schema.relay import Connection, Node, connection, encode_id
 
 
@@ -76,7 +77,7 @@ class User(Node):
 
 
 def user_type(ctx: Context, row: UserRow) -> User:
-    return User.from_row(row, show_email=resolvers.users.can_see_email(ctx, row))
+    return once(ctx, "User", row, lambda: User.from_row(row, show_email=resolvers.users.can_see_email(ctx, row)))
 
 
 @strawberry.input
