@@ -34,6 +34,7 @@ from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from db.reads import make_reads
+from persisted_queries.document_cache import DOCUMENT_MEMO
 from resolvers.context import Limits
 from rest import health
 from schema import build_schema
@@ -73,7 +74,7 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(extensions=[
         *tracing_extensions(settings),
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
-    ], production=settings.production, batched_execution=settings.batched_execution)
+    ], production=settings.production, batched_execution=settings.batched_execution, document_memo=DOCUMENT_MEMO)
     graphql = GraphQLHTTP(
         schema,
         ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,

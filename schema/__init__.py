@@ -35,15 +35,18 @@ class TandemSchema(strawberry.Schema):
 
 
 def build_schema(
-    extensions: Sequence[Any] = (), *, production: bool = False, batched_execution: bool = True
+    extensions: Sequence[Any] = (), *, production: bool = False, batched_execution: bool = True,
+    document_memo: str | None = None,
 ) -> TandemSchema:
     """The schema; `production` hides "Did you mean …?" suggestions that map out the schema.
 
     `batched_execution` runs queries with `BatchedExecutor` (schema/execution.py), which falls back to
     graphql-core's own executor for anything it does not handle identically; False: graphql-core only.
+    `document_memo`: the `context.extras` key of a per-document memo, where it keeps its plans.
     """
     config = StrawberryConfig(disable_field_suggestions=production)
+    executor = type("BatchedExecutor", (BatchedExecutor,), {"document_memo": document_memo})
     return TandemSchema(
         query=Query, mutation=Mutation, extensions=list(extensions), config=config,
-        execution_context_class=BatchedExecutor if batched_execution else None,
+        execution_context_class=executor if batched_execution else None,
     )
