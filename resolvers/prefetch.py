@@ -24,6 +24,7 @@ from resolvers.context import Context
 
 T = TypeVar("T")
 R = TypeVar("R")
+__all__ = ["NOTHING", "Soon", "TaskRelations", "prefetch_task_relations", "then"]
 
 
 @dataclass(frozen=True, slots=True)

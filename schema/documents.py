@@ -88,10 +88,11 @@ class Document(Node):
         from schema.tasks import Task
 
         f, order = task_query(filter, order_by)
+        relations = task_relations(info)
         page = await resolvers.tasks.document_tasks(
-            info.context, self._row.id, f, order, page_args(first, after, last, before), task_relations(info)
+            info.context, self._row.id, f, order, page_args(first, after, last, before), relations
         )
-        return connection(page, Task.from_row)
+        return connection(page, Task.listed(info.context, relations))
 
 
 @strawberry.input

@@ -78,10 +78,11 @@ class Query:
         filter: TaskFilter | None = None, order_by: TaskOrder | None = None,
     ) -> Connection[Task]:
         f, order = task_query(filter, order_by)
+        relations = task_relations(info)
         page = await resolvers.tasks.visible_tasks(
-            info.context, f, order, page_args(first, after, last, before), task_relations(info)
+            info.context, f, order, page_args(first, after, last, before), relations
         )
-        return connection(page, Task.from_row)
+        return connection(page, Task.listed(info.context, relations))
 
     @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])])
     async def document(self, info: Info[Context, Any], id: strawberry.ID) -> Document | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import strawberry
@@ -17,6 +18,7 @@ R = TypeVar("R")
 MAX_KEY = 2**31 - 1  # primary keys are 32-bit INTEGER columns
 
 
+@lru_cache(maxsize=16384)  # every object in every response; hot rows come back request after request
 def encode_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("="))
 

@@ -57,10 +57,11 @@ class User(Node):
         from schema.tasks import Task
 
         f, order = task_query(filter, order_by)
+        relations = task_relations(info)
         page = await resolvers.tasks.user_tasks(
-            info.context, self._pk, f, order, page_args(first, after, last, before), task_relations(info)
+            info.context, self._pk, f, order, page_args(first, after, last, before), relations
         )
-        return connection(page, Task.from_row)
+        return connection(page, Task.listed(info.context, relations))
 
     @strawberry.field(
         description="Documents this user collaborates on, as far as you may see them.",
