@@ -111,3 +111,19 @@ async def test_prefetch_in_nested_lists_batches_across_parents(
         assert "errors" not in body
         counts.append(sql_statements.count)
     assert counts[0] == counts[1], counts
+
+
+async def test_a_page_is_the_same_alone_or_batched(gql: Gql, sessions: Sessions, alice: User) -> None:
+    """One parent's page is a plain LIMIT query, several parents' a windowed one: same rows either way."""
+    await _dashboard_data(sessions, alice)
+    page = "tasks(first: 3, after: $after, orderBy: {field: TITLE, direction: ASC}) { nodes { title } }"
+    batched = await gql(
+        f"query($after: String) {{ documents(first: 8) {{ nodes {{ collaborators {{ user {{ id {page} }} }} }} }} }}",
+        {"after": "bzow"}, as_user=alice,  # after offset 0
+    )
+    pages = {c["user"]["id"]: c["user"]["tasks"] for d in batched["data"]["documents"]["nodes"] for c in d["collaborators"]}
+    assert len(pages) > 2
+    for user_id, expected in pages.items():
+        alone = await gql(f"query($id: ID!, $after: String) {{ user(id: $id) {{ {page} }} }}",
+                          {"id": user_id, "after": "bzow"}, as_user=alice)
+        assert alone["data"]["user"]["tasks"] == expected
