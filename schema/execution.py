@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from graphql import (
+    FieldNode,
     FragmentSpreadNode,
     GraphQLField,
     GraphQLID,
@@ -51,13 +52,17 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import Info
 
 FieldDetailsList = list[FieldDetails]
 # An object may carry, under this attribute, a mapping of field (Python) names to values that its list
 # resolver already computed with those fields' own resolver code (look-ahead prefetch, schema/tasks.py).
-# For a field without Strawberry extensions (permissions, ...) the value is used as the field's value
-# instead of calling the resolver: Strawberry's resolver wrapper alone costs ~6 µs a call (measured).
+# The value is used as the field's value instead of calling the resolver (Strawberry's resolver wrapper
+# alone costs ~6 µs a call, measured) when the field has no Strawberry extensions but permissions whose
+# answer depends on the request only (`request_only` permission classes, auth/permissions.py): those are
+# asked once for the list; if one says no, the resolvers run as usual and fail as usual.
 RESOLVED = "_resolved"
 # Where the executor notes how it ran an operation, in `context.extras` (the transport counts it):
 # "batched", "fallback" (the fast path gave up; graphql-core ran it) or "graphql-core" (not eligible).
@@ -95,6 +100,7 @@ class _Field:
     attribute: str | None  # set for plain attribute fields: read with getattr, no resolver call
     typename: str | None  # set for `__typename`
     ahead: str | None  # set for resolvers whose value a list may have resolved ahead (see RESOLVED)
+    checks: tuple[BasePermission, ...]  # permissions to pass (once per depth) before using such values
     needs_path: bool  # whether the values need a response path (objects, lists, resolver calls)
     complete: Completer  # the resolved value → its place in the response
 
@@ -223,7 +229,7 @@ class _Run:
             if name == "__typename":
                 definition = executor.schema.get_field(objects.type, name)
                 assert definition is not None
-                planned.append(_Field(response_key, definition, field_details, None, objects.type.name, None,
+                planned.append(_Field(response_key, definition, field_details, None, objects.type.name, None, (),
                                       False, _completer(definition.type, field_details, executor.is_awaitable)))
                 continue
             if name.startswith("__"):
@@ -234,9 +240,9 @@ class _Run:
             attribute = _plain_attribute(definition)
             named = _unwrap(definition.type)
             needs_path = attribute is None or not is_leaf_type(named) or is_list_type(_strip_non_null(definition.type))
-            planned.append(_Field(response_key, definition, field_details, attribute, None,
-                                  None if attribute else _resolved_ahead(definition), needs_path,
-                                  _completer(definition.type, field_details, executor.is_awaitable)))
+            ahead, checks = (None, ()) if attribute else _resolved_ahead(definition)
+            planned.append(_Field(response_key, definition, field_details, attribute, None, ahead, checks,
+                                  needs_path, _completer(definition.type, field_details, executor.is_awaitable)))
         return planned
 
     # --- resolving: every object of a depth, awaitables collected ---------------------------------
@@ -271,6 +277,8 @@ class _Run:
         resolve = definition.resolve or executor.field_resolver
         nodes = [details.node for details in planned.field_details]
         ahead = planned.ahead
+        if ahead is not None and planned.checks and not self._allowed(objects, planned, nodes, paths, args):
+            ahead = None  # the resolvers refuse, as graphql-core will report
         values: list[Any] = []
         for source, path in zip(sources, paths, strict=True):
             if ahead is not None:
@@ -289,6 +297,21 @@ class _Run:
                 value = self._now_or_later(value, values, pending)
             values.append(value)
         return _Resolved(objects, planned, values, paths)
+
+    def _allowed(
+        self, objects: _Objects, planned: _Field, nodes: list[FieldNode], paths: list[Path | None], args: dict[str, Any]
+    ) -> bool:
+        """Whether every `request_only` permission of the field says yes, asked once for all objects."""
+        path = paths[0]
+        assert path is not None
+        info = self.executor.build_resolve_info(planned.definition, nodes, objects.type, path)
+        strawberry_info = Info(_raw_info=info, _field=planned.definition.extensions[_STRAWBERRY_FIELD])
+        try:
+            return all(
+                check.has_permission(objects.sources[0], strawberry_info, **args) is True for check in planned.checks
+            )
+        except Exception:
+            return False
 
     def _now_or_later(self, value: Any, values: list[Any], pending: list[_Waiting]) -> Any:
         """The value itself, or None with a `_Waiting` queued to fill `values[len(values)]` later."""
@@ -569,13 +592,22 @@ def _plain_attribute(definition: GraphQLField) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _resolved_ahead(definition: GraphQLField) -> str | None:
-    """The Python name of a Strawberry resolver field that has no extensions, else None."""
+def _resolved_ahead(definition: GraphQLField) -> tuple[str | None, tuple[BasePermission, ...]]:
+    """For a Strawberry resolver field whose only extensions check `request_only` permissions: its
+    Python name (where RESOLVED values are found) and those permissions; (None, ()) for anything else."""
     strawberry_field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
-    if strawberry_field is None or strawberry_field.base_resolver is None or strawberry_field.extensions:
-        return None
+    if strawberry_field is None or strawberry_field.base_resolver is None:
+        return None, ()
+    checks: list[BasePermission] = []
+    for extension in strawberry_field.extensions:
+        if not isinstance(extension, PermissionExtension) or extension.fail_silently:
+            return None, ()
+        for permission in extension.permissions:
+            if getattr(permission, "request_only", False) is not True:
+                return None, ()
+            checks.append(permission)
     name = strawberry_field.python_name
-    return name if isinstance(name, str) else None
+    return (name, tuple(checks)) if isinstance(name, str) else (None, ())
 
 
 def _strawberry_made(is_type_of: Callable[..., Any]) -> bool:

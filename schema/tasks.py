@@ -100,7 +100,8 @@ class Task(Node):
         """Tasks for a list whose `relations` were prefetched: each carries their values, computed by
         the fields' own code below, so the executor reads them instead of calling the resolvers."""
         ahead = [(name, value) for name, value in
-                 (("labels", cls._labels), ("owner", cls._owner), ("assignee", cls._assignee))
+                 (("labels", cls._labels), ("owner", cls._owner), ("assignee", cls._assignee),
+                  ("document", cls._document))
                  if getattr(relations, name)]
         if not ahead:
             return cls.from_row
@@ -155,18 +156,20 @@ class Task(Node):
     def assignee(self, info: Info[Context, Any]) -> UserType | None:
         return self._assignee(info.context)  # type: ignore[return-value]
 
+    def _document(self, ctx: Context) -> Soon[DocumentType | None]:
+        from schema.documents import Document
+
+        def convert(row: DocumentRecord | None) -> Document | None:
+            return once(ctx, "Document", row, lambda: Document.from_row(row)) if row else None
+
+        return then(resolvers.documents.document_soon(ctx, self._row.document_id), convert)
+
     @strawberry.field(
         description="Null when the task has none, or when you cannot see it.",
         extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
     )
     def document(self, info: Info[Context, Any]) -> DocumentType | None:
-        from schema.documents import Document
-
-        def convert(row: DocumentRecord | None) -> Document | None:
-            return once(info.context, "Document", row, lambda: Document.from_row(row)) if row else None
-
-        row = resolvers.documents.document_soon(info.context, self._row.document_id)
-        return then(row, convert)  # type: ignore[return-value]
+        return self._document(info.context)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether you may change this task.")
     async def viewer_can_update(self, info: Info[Context, Any]) -> bool:

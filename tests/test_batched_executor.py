@@ -10,11 +10,12 @@ import asyncio
 import gc
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import strawberry
 from strawberry.dataloader import DataLoader
+from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
 from schema.execution import EXECUTOR, BatchedExecutor
@@ -24,6 +25,8 @@ from schema.execution import EXECUTOR, BatchedExecutor
 class Ctx:
     batches: list[list[int]] = field(default_factory=list)
     extras: dict[str, object] = field(default_factory=dict)
+    allow: bool = True
+    resolver_calls: int = 0
     loader: DataLoader[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,30 @@ class Item:
         return None if self.n == 3 else self.n  # type: ignore[return-value]
 
 
+class Allowed(BasePermission):
+    message = "Not allowed."
+    request_only: ClassVar[bool] = True
+
+    def has_permission(self, source: Any, info: Info[Ctx, Any], **kwargs: Any) -> bool:
+        return info.context.allow
+
+
+@strawberry.type
+class Listed:
+    n: int
+    _resolved: strawberry.Private[dict[str, object] | None] = None
+
+    @strawberry.field
+    def double(self, info: Info[Ctx, Any]) -> int:
+        info.context.resolver_calls += 1
+        return self.n * 2
+
+    @strawberry.field(extensions=[PermissionExtension([Allowed()])])
+    def guarded(self, info: Info[Ctx, Any]) -> int:
+        info.context.resolver_calls += 1
+        return self.n * 3
+
+
 @strawberry.type
 class Custom:
     name: str
@@ -94,15 +121,20 @@ class Query:
     def custom(self) -> Custom:
         return Custom(name="c")
 
+    @strawberry.field
+    def listed(self) -> list[Listed]:
+        """The second item comes without values resolved ahead, as a list may have some."""
+        return [Listed(n=1, _resolved={"double": 2, "guarded": 3}), Listed(n=2), Listed(n=3, _resolved={"double": 6})]
+
 
 BATCHED = strawberry.Schema(query=Query, execution_context_class=BatchedExecutor)
 PLAIN = strawberry.Schema(query=Query)
 
 
-async def _both(query: str) -> tuple[dict[str, Any], Ctx]:
-    context = Ctx()
+async def _both(query: str, *, allow: bool = True) -> tuple[dict[str, Any], Ctx]:
+    context = Ctx(allow=allow)
     batched = await BATCHED.execute(query, context_value=context)
-    plain = await PLAIN.execute(query, context_value=Ctx())
+    plain = await PLAIN.execute(query, context_value=Ctx(allow=allow))
     shape = lambda result: {"data": result.data, "errors": [e.formatted for e in result.errors or []]}  # noqa: E731
     assert shape(batched) == shape(plain)
     return shape(batched), context
@@ -138,3 +170,17 @@ async def test_giving_up_leaves_no_coroutine_unawaited() -> None:
         await _both("{ awaitables }")
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def test_values_resolved_ahead_stand_in_for_resolver_calls() -> None:
+    body, context = await _both("{ listed { n double guarded } }")
+    assert body["data"]["listed"] == [{"n": 1, "double": 2, "guarded": 3}, {"n": 2, "double": 4, "guarded": 6},
+                                      {"n": 3, "double": 6, "guarded": 9}]
+    assert context.extras[EXECUTOR] == "batched"
+    assert context.resolver_calls == 3  # item 2's two fields and item 3's `guarded`; graphql-core made 6
+
+
+async def test_a_refusing_permission_is_not_skipped_by_values_resolved_ahead() -> None:
+    body, context = await _both("{ listed { n guarded } }", allow=False)
+    assert body["data"] is None and body["errors"][0]["message"] == "Not allowed."
+    assert context.extras[EXECUTOR] == "fallback"
