@@ -58,7 +58,8 @@ from strawberry.types import Info
 
 FieldDetailsList = list[FieldDetails]
 # An object may carry, under this attribute, a mapping of field (Python) names to values that its list
-# resolver already computed with those fields' own resolver code (look-ahead prefetch, schema/tasks.py).
+# resolver already computed with those fields' own resolver code (look-ahead prefetch, schema/tasks.py);
+# such a value must not depend on the field's selection (and fields with arguments never use one).
 # The value is used as the field's value instead of calling the resolver (Strawberry's resolver wrapper
 # alone costs ~6 µs a call, measured) when the field has no Strawberry extensions but permissions whose
 # answer depends on the request only (`request_only` permission classes, auth/permissions.py): those are
@@ -284,7 +285,7 @@ class _Run:
             if ahead is not None:
                 known = getattr(source, RESOLVED, None)
                 if known is not None and ahead in known:
-                    values.append(known[ahead])
+                    values.append(self._now_or_later(known[ahead], values, pending))
                     continue
             assert path is not None
             info = executor.build_resolve_info(definition, nodes, objects.type, path)
@@ -593,10 +594,11 @@ def _plain_attribute(definition: GraphQLField) -> str | None:
 
 
 def _resolved_ahead(definition: GraphQLField) -> tuple[str | None, tuple[BasePermission, ...]]:
-    """For a Strawberry resolver field whose only extensions check `request_only` permissions: its
-    Python name (where RESOLVED values are found) and those permissions; (None, ()) for anything else."""
+    """For a Strawberry resolver field without arguments whose only extensions check `request_only`
+    permissions: its Python name (where RESOLVED values are found) and those permissions; (None, ())
+    for anything else. With arguments, one value per name could not stand for every call."""
     strawberry_field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
-    if strawberry_field is None or strawberry_field.base_resolver is None:
+    if strawberry_field is None or strawberry_field.base_resolver is None or definition.args:
         return None, ()
     checks: list[BasePermission] = []
     for extension in strawberry_field.extensions:

@@ -90,6 +90,11 @@ class Listed:
         info.context.resolver_calls += 1
         return self.n * 3
 
+    @strawberry.field
+    def times(self, info: Info[Ctx, Any], k: int) -> int:
+        info.context.resolver_calls += 1
+        return self.n * k
+
 
 @strawberry.type
 class Custom:
@@ -124,7 +129,8 @@ class Query:
     @strawberry.field
     def listed(self) -> list[Listed]:
         """The second item comes without values resolved ahead, as a list may have some."""
-        return [Listed(n=1, _resolved={"double": 2, "guarded": 3}), Listed(n=2), Listed(n=3, _resolved={"double": 6})]
+        return [Listed(n=1, _resolved={"double": 2, "guarded": 3, "times": 0}), Listed(n=2),
+                Listed(n=3, _resolved={"double": 6})]
 
 
 BATCHED = strawberry.Schema(query=Query, execution_context_class=BatchedExecutor)
@@ -184,3 +190,10 @@ async def test_a_refusing_permission_is_not_skipped_by_values_resolved_ahead() -
     body, context = await _both("{ listed { n guarded } }", allow=False)
     assert body["data"] is None and body["errors"][0]["message"] == "Not allowed."
     assert context.extras[EXECUTOR] == "fallback"
+
+
+async def test_fields_with_arguments_are_always_resolved() -> None:
+    """A value resolved ahead is one per field name; it cannot stand for calls with other arguments."""
+    body, context = await _both("{ listed { two: times(k: 2) three: times(k: 3) } }")
+    assert body["data"]["listed"][0] == {"two": 2, "three": 3}
+    assert context.resolver_calls == 6
