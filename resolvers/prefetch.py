@@ -57,7 +57,9 @@ async def prefetch_task_relations(ctx: Context, tasks: Sequence[TaskRecord], wan
             loads.append(ctx.loaders.documents.by_id.load_many(document_ids))
     if wanted.labels:
         loads.append(ctx.loaders.tasks.labels_by_task.load_many([task.id for task in tasks]))
-    await asyncio.gather(*loads)
+    # A failed batch fails its futures, which the loaders keep: each item's field then raises the error
+    # on its own path, as it would have without prefetching, and the list itself stands.
+    await asyncio.gather(*loads, return_exceptions=True)
 
 
 def then(value: Soon[T], convert: Callable[[T], R]) -> Soon[R]:

@@ -110,7 +110,10 @@ class Task(Node):
             task = cls.from_row(row)
             resolved: dict[str, object] = {}
             for name, value in ahead:
-                soon = value(task, ctx)
+                try:
+                    soon = value(task, ctx)
+                except Exception:  # the prefetch failed: the item's field raises it on its own path
+                    continue
                 if isinstance(soon, Awaitable):  # not loaded after all: the resolver will wait for it
                     if isinstance(soon, Coroutine):
                         soon.close()

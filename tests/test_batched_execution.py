@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.settings import Settings
 from db.engine import Sessions
@@ -128,3 +129,29 @@ async def test_nested_errors_are_graphql_cores(
     batched = await _post(client, query, {}, token)
     assert batched == await _post(graphql_core, query, {}, token)
     assert {error["extensions"]["code"] for error in batched["errors"]} == {"FORBIDDEN"}
+
+
+async def test_a_failing_prefetch_fails_only_the_items_fields(
+    client: httpx.AsyncClient, graphql_core: httpx.AsyncClient, sessions: Sessions, alice: User,
+    token_for: Callable[..., str],
+) -> None:
+    """The documents batch fails (its table is gone): each item's `document` is null with its own error,
+    the list itself stands, as without prefetching."""
+    await _data(sessions, alice)
+    token = token_for(alice)
+    query = "{ viewer { tasks(first: 10) { nodes { title document { title } } } } }"
+    async with sessions.begin() as session:
+        await session.execute(text("ALTER TABLE documents RENAME TO documents_gone"))
+    try:
+        batched = await _post(client, query, {}, token)
+        expected = await _post(graphql_core, query, {}, token)
+    finally:
+        async with sessions.begin() as session:
+            await session.execute(text("ALTER TABLE documents_gone RENAME TO documents"))
+    assert batched == expected
+    nodes = batched["data"]["viewer"]["tasks"]["nodes"]
+    assert [node["title"] for node in nodes] == ["Charlie", "Bravo", "Alpha"]
+    assert all(node["document"] is None for node in nodes)
+    # Alpha's and Bravo's documents failed to load; Charlie has none.
+    assert [(error["path"][-2], error["extensions"]["code"]) for error in batched["errors"]] == [
+        (1, "INTERNAL_SERVER_ERROR"), (2, "INTERNAL_SERVER_ERROR")]
