@@ -5,6 +5,7 @@ from __future__ import annotations
 from auth.authenticate import Authenticator, Identity
 from auth.viewer import bearer_token
 from db.engine import Sessions
+from db.reads import Reads
 from loaders import Loaders
 from realtime.hub import Realtime
 from resolvers.context import Context, Limits, SessionRevoker, Viewer
@@ -18,9 +19,10 @@ class ContextFactory:
     def __init__(
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
         revoke_sessions: SessionRevoker | None = None, url_policy: UrlPolicy | None = None,
-        realtime: Realtime | None = None,
+        realtime: Realtime | None = None, *, reads: Reads,
     ) -> None:
         self.sessions = sessions
+        self.reads = reads
         self.authenticator = authenticator
         self.limits = limits
         self.revoke_sessions = revoke_sessions
@@ -28,7 +30,7 @@ class ContextFactory:
         self.realtime = realtime
 
     def anonymous(self, request_id: str) -> Context:
-        return self._context(Loaders(self.sessions, None), None, request_id)
+        return self._context(Loaders(self.sessions, None, reads=self.reads), None, request_id)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
@@ -40,7 +42,7 @@ class ContextFactory:
     async def for_identity(self, identity: Identity, request_id: str) -> Context:
         """The context of a caller the authenticator has already identified (the WebSocket endpoint
         keeps the identity: it watches the token's expiry and revocation while the socket is open)."""
-        loaders = Loaders(self.sessions, identity.user_id)
+        loaders = Loaders(self.sessions, identity.user_id, reads=self.reads)
         if identity.user_id is None:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
                             trusted_documents_only=identity.trusted_documents_only)

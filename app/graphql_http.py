@@ -41,6 +41,7 @@ from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
 from schema import TandemSchema
+from schema.execution import EXECUTOR
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -253,6 +254,8 @@ class GraphQLHTTP:
             raise RequestError(400, f"The document has no operation named {operation_name!r}.",
                                json_status=200) from None
         executed = _executed(result)
+        if isinstance(executor := context.extras.get(EXECUTOR), str):
+            self.metrics.graphql_executions.labels(executor).inc()
         await self.persisted.after_execution(operation, executed=executed)
         response = self._result(result, media_type, context)
         if context.viewer is None and any(_code(error) == "UNAUTHENTICATED" for error in result.errors or []):

@@ -40,6 +40,8 @@ from auth.revocation import RevocationList
 from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
+from db.reads import make_reads
+from persisted_queries.document_cache import DOCUMENT_MEMO
 from resolvers.context import Limits
 from rest import errors, health, ws_tickets
 from schema import build_schema
@@ -55,6 +57,7 @@ def token_service(settings: Settings) -> TokenService:
 def create_app(settings: Settings) -> Starlette:
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
+    reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     tokens = token_service(settings)
     store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
@@ -85,9 +88,9 @@ def create_app(settings: Settings) -> Starlette:
         FreshPerOperation,
         *tracing_extensions(settings),
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
-    ], production=settings.production)
+    ], production=settings.production, batched_execution=settings.batched_execution, document_memo=DOCUMENT_MEMO)
     context_factory = ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
-                                     url_policy=url_policy(settings), realtime=realtime)
+                                     url_policy=url_policy(settings), realtime=realtime, reads=reads)
     graphql = GraphQLHTTP(
         schema,
         context_factory,
@@ -141,6 +144,7 @@ def create_app(settings: Settings) -> Starlette:
             await rest_layer.stop()  # before the engine goes: the worker finishes its writes
             if query_limits.limiter is not None:
                 await query_limits.limiter.aclose()  # sends refunds still waiting
+            await reads.close()
             await engine.dispose()
             if redis is not None:
                 await redis.aclose()
@@ -163,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
                     exception_handlers={HTTPException: errors.http_exception})
     app.state.settings = settings
     app.state.engine = engine
+    app.state.reads = reads
     app.state.sessions = sessions
     app.state.tokens = tokens
     app.state.oauth = oauth_server

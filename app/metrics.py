@@ -25,6 +25,12 @@ class Metrics:
         self.graphql_operations = Counter(
             "tandem_graphql_operations", "GraphQL operations executed, by type.", ["type"], registry=self.registry
         )
+        self.graphql_executions = Counter(
+            "tandem_graphql_executions",
+            "Operations executed, by executor: batched (schema/execution.py), fallback (the batched executor "
+            "gave up and graphql-core ran it) or graphql-core (mutations and other operations it does not take).",
+            ["executor"], registry=self.registry,
+        )
         # Persisted queries (app/persisted.py).
         self.persisted_lookups = Counter(
             "tandem_persisted_query_lookups", "Persisted query lookups, by store (trusted, apq) and result.",

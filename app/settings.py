@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     ws_cool_down_seconds: float = Field(default=60.0, ge=0)
     # Move start-up objects out of the collector's reach (tests turn it off: they build many apps).
     freeze_gc_on_start: bool = True
+    # Queries run breadth-first by schema/execution.py (graphql-core for what it does not take); false:
+    # graphql-core's executor for everything, e.g. to rule the batched executor out when debugging.
+    batched_execution: bool = True
     # Persisted queries (README "Persisted queries"). None: the manifests shipped in `persisted_queries/`.
     persisted_queries_dir: Path | None = None
     persisted_queries_reload_seconds: float = 5.0

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from auth.passwords import hash_password, verify_password, weakness
 from db.engine import Sessions
 from db.models import User
+from db.records import UserRecord
 from loaders.batching import forget
 from resolvers import validation
 from resolvers.context import Context
@@ -26,7 +27,7 @@ async def register(sessions: Sessions, *, email: str, name: str, password: str) 
     return await create_user(sessions, email=address, name=clean_name, password_hash=password_hash)
 
 
-async def change_password(ctx: Context, current_password: str, new_password: str) -> User:
+async def change_password(ctx: Context, current_password: str, new_password: str) -> UserRecord:
     """Set a new password and sign out every other session of the user (their refresh tokens stop working)."""
     user_id = ctx.require_user()
     user = await ctx.loaders.users.by_id.load(user_id)

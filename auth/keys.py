@@ -75,6 +75,10 @@ class KeyStore:
         self.refresh()
         return self._keys[-1]
 
+    def knows(self, kid: str) -> bool:
+        """Whether `kid` is one of the keys in use, without looking at the directory."""
+        return kid in self._by_kid
+
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         key = self._by_kid.get(kid)
         if key is None:

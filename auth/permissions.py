@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
@@ -13,6 +13,9 @@ from resolvers.errors import Forbidden, Unauthenticated
 
 class IsAuthenticated(BasePermission):
     message = "Sign in to do this."
+    # The answer depends on the request, never on the object: the batched executor may ask once for all
+    # the objects of a list (schema/execution.py).
+    request_only: ClassVar[bool] = True
 
     def has_permission(self, source: Any, info: Info[Context, Any], **kwargs: Any) -> bool:
         return info.context.viewer is not None
@@ -23,6 +26,8 @@ class IsAuthenticated(BasePermission):
 
 class HasScope(BasePermission):
     """The caller's token carries `scope` (anonymous callers are told to sign in first)."""
+
+    request_only: ClassVar[bool] = True  # see IsAuthenticated
 
     def __init__(self, scope: str) -> None:
         self.scope = scope

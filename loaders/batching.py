@@ -1,4 +1,9 @@
-"""Helpers shared by the batch functions: one session per batch, rows mapped back to keys in order."""
+"""Helpers shared by the batch functions: statements run through `db.reads`, rows mapped back to keys.
+
+Hot statements are built once, with bind parameters for what varies (`VIEWER`, `IDS`, `OFFSET`,
+`LIMIT`): building a `select()` and computing its cache key costs more than running it on SQLite
+(measured: a visible-tasks page built per call ~900 µs, the same statement object reused ~400 µs).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import BindParameter, ColumnElement, Select, Table, bindparam, func, select
 from strawberry.dataloader import DataLoader
 
 from db.engine import Sessions
@@ -18,8 +22,15 @@ R = TypeVar("R")
 # A SELECT of any row shape (SQLAlchemy 2.1 types a Select by its column types).
 AnySelect = Select[*tuple[Any, ...]]
 
+VIEWER: BindParameter[int] = bindparam("viewer")
+IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+OFFSET: BindParameter[int] = bindparam("offset")
+LIMIT: BindParameter[int] = bindparam("limit")
+
 
 async def scalars(sessions: Sessions, statement: AnySelect) -> Sequence[Any]:
+    """ORM entities through a session of their own, for batches that need entities; the request
+    path's loaders read Core rows through `db.reads` instead."""
     # Each batch opens its own session: Strawberry resolves siblings concurrently and an
     # AsyncSession must never be shared between concurrent tasks.
     async with sessions() as session:
@@ -51,25 +62,23 @@ def group_indexes(keys: Sequence[Any], group_of: Callable[[Any], Hashable]) -> d
     return groups
 
 
-def windowed_page(
-    entity: Any,
+def windowed_rows(
+    table: Table,
     statement: AnySelect,
     partition: Any,
     order_by: Sequence[ColumnElement[Any]],
-    offset: int,
-    limit: int,
 ) -> AnySelect:
-    """Rows `offset..offset+limit` of `statement` for every partition value, in one statement.
+    """Rows `OFFSET..OFFSET+LIMIT` of `statement` for every partition value, in one statement.
 
-    `statement` must select `entity` and `partition`; the result selects the entity and the partition.
+    `statement` must select `table`'s columns and `partition` labelled `partition_key`; the result
+    has the same columns. Offset and limit are bind parameters, so the statement can be built once.
     """
     numbered = statement.add_columns(
         func.row_number().over(partition_by=partition, order_by=order_by).label("row_number")
     ).subquery()
-    row = aliased(entity, numbered)
     return (
-        select(row, numbered.c.partition_key)
-        .where(numbered.c.row_number > offset, numbered.c.row_number <= offset + limit)
+        select(*(numbered.c[column.name] for column in table.columns), numbered.c.partition_key)
+        .where(numbered.c.row_number > OFFSET, numbered.c.row_number <= OFFSET + LIMIT)
         .order_by(numbered.c.partition_key, numbered.c.row_number)
     )
 

@@ -8,15 +8,18 @@ from functools import partial
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
-from db.engine import Sessions
 from db.models import User
-from loaders.batching import one_per_key, scalars
+from db.reads import Reads
+from db.records import UserRecord
+from loaders.batching import IDS, one_per_key
+
+_BY_IDS = select(User.__table__).where(User.id.in_(IDS))
 
 
-async def _users_by_ids(sessions: Sessions, ids: Sequence[int]) -> list[User | None]:
-    return one_per_key(ids, await scalars(sessions, select(User).where(User.id.in_(ids))), lambda u: u.id)
+async def _users_by_ids(reads: Reads, ids: Sequence[int]) -> list[UserRecord | None]:
+    return one_per_key(ids, await reads.lookup(_BY_IDS, {"ids": list(ids)}), lambda u: u.id)
 
 
 class UserLoaders:
-    def __init__(self, sessions: Sessions) -> None:
-        self.by_id = DataLoader[int, User | None](partial(_users_by_ids, sessions))
+    def __init__(self, reads: Reads) -> None:
+        self.by_id = DataLoader[int, UserRecord | None](partial(_users_by_ids, reads))

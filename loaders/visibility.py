@@ -7,18 +7,21 @@ Anything else reads as missing: callers turn "not visible" into NOT_FOUND, never
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import BindParameter, ColumnElement, or_, select
 
 from db.models import DocumentCollaborator, Task
 
+# A user id, or a bind parameter for statements built once and run for many viewers.
+UserId = int | BindParameter[int]
 
-def documents_of(user_id: int) -> ColumnElement[bool]:
+
+def documents_of(user_id: UserId) -> ColumnElement[bool]:
     from db.models import Document
 
     return Document.id.in_(select(DocumentCollaborator.document_id).where(DocumentCollaborator.user_id == user_id))
 
 
-def tasks_visible_to(user_id: int) -> ColumnElement[bool]:
+def tasks_visible_to(user_id: UserId) -> ColumnElement[bool]:
     return or_(
         Task.owner_id == user_id,
         Task.assignee_id == user_id,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from db.collaboration import DocumentSnapshot
-from db.models import Document
+from db.records import DocumentRecord
 from loaders import Loaders
 from realtime.broker import SubscriberOverflow
 from realtime.documents import Current, DocumentGone, InvalidUpdate, VersionTooOld, doc_from, text_of
@@ -73,7 +73,7 @@ _CURRENT = "collaboration.current"
 
 def refresh(ctx: Context) -> None:
     """Long-lived contexts (a WebSocket) get fresh loaders, so rights and rows are read anew."""
-    ctx.loaders = Loaders(ctx.sessions, ctx.viewer.user_id if ctx.viewer else None)
+    ctx.loaders = Loaders(ctx.sessions, ctx.viewer.user_id if ctx.viewer else None, reads=ctx.loaders.reads)
     ctx.extras.pop(_CURRENT, None)
 
 
@@ -135,7 +135,7 @@ async def _apply(ctx: Context, document_id: int, update: bytes) -> int:
     return version
 
 
-async def apply_update(ctx: Context, document_id: int, update: bytes) -> tuple[Document, int]:
+async def apply_update(ctx: Context, document_id: int, update: bytes) -> tuple[DocumentRecord, int]:
     """Merge a Yjs update; durable before this returns. Returns the document and the new version."""
     await editable_document(ctx, document_id)
     if not update:
@@ -148,7 +148,7 @@ async def apply_update(ctx: Context, document_id: int, update: bytes) -> tuple[D
 
 async def edit_text(
     ctx: Context, document_id: int, edits: Sequence[TextEdit], base_version: int
-) -> tuple[Document, int, bytes]:
+) -> tuple[DocumentRecord, int, bytes]:
     """Index-based edits against the text at `base_version`, merged with whatever came after it."""
     await editable_document(ctx, document_id)
     if not edits:
@@ -192,7 +192,7 @@ async def create_snapshot(ctx: Context, document_id: int, label: str) -> Documen
     return snapshot
 
 
-async def restore_snapshot(ctx: Context, snapshot_id: int) -> tuple[Document, int]:
+async def restore_snapshot(ctx: Context, snapshot_id: int) -> tuple[DocumentRecord, int]:
     """Make the content equal the snapshot's again, as a new update (so it merges like any edit)."""
     hub = realtime_of(ctx)
     snapshot = await hub.documents.snapshot(snapshot_id)

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, update
 
-from db.models import CollaboratorRole, Document, DocumentCollaborator, User
+from db.models import CollaboratorRole, Document, DocumentCollaborator
+from db.records import CollaboratorRecord, DocumentRecord, UserRecord
 from loaders import documents as document_queries
+from loaders.soon import Soon, peek
 from realtime.events import DocumentEventKind
 from resolvers import outbox, validation
 from resolvers.context import Context
@@ -25,7 +27,7 @@ async def _access_changed(ctx: Context, document_id: int) -> None:
         await ctx.realtime.publish_document(document_id, DocumentEventKind.ACCESS, 0)
 
 
-async def visible_document(ctx: Context, document_id: int) -> Document:
+async def visible_document(ctx: Context, document_id: int) -> DocumentRecord:
     ctx.require_user()
     document = await ctx.loaders.documents.by_id.load(document_id)
     if document is None:
@@ -33,14 +35,21 @@ async def visible_document(ctx: Context, document_id: int) -> Document:
     return document
 
 
-async def document_or_none(ctx: Context, document_id: int | None) -> Document | None:
+async def document_or_none(ctx: Context, document_id: int | None) -> DocumentRecord | None:
     """For nested fields: a document the viewer cannot see is simply absent."""
     if document_id is None or ctx.viewer is None:
         return None
     return await ctx.loaders.documents.by_id.load(document_id)
 
 
-async def collaborators(ctx: Context, document_id: int) -> Sequence[DocumentCollaborator]:
+def document_soon(ctx: Context, document_id: int | None) -> Soon[DocumentRecord | None]:
+    """`document_or_none`, without a coroutine when the document is loaded already."""
+    if document_id is None or ctx.viewer is None:
+        return None
+    return peek(ctx.loaders.documents.by_id, document_id)
+
+
+async def collaborators(ctx: Context, document_id: int) -> Sequence[CollaboratorRecord]:
     return await ctx.loaders.documents.collaborators.load(document_id)
 
 
@@ -52,36 +61,36 @@ async def viewer_role(ctx: Context, document_id: int) -> str | None:
     return None
 
 
-async def _document_for(ctx: Context, document_id: int, roles: frozenset[str], action: str) -> Document:
+async def _document_for(ctx: Context, document_id: int, roles: frozenset[str], action: str) -> DocumentRecord:
     document = await visible_document(ctx, document_id)
     if await viewer_role(ctx, document_id) not in roles:
         raise Forbidden(f"Your role on this document does not allow you to {action} it.")
     return document
 
 
-async def editable_document(ctx: Context, document_id: int) -> Document:
+async def editable_document(ctx: Context, document_id: int) -> DocumentRecord:
     return await _document_for(ctx, document_id, EDITING_ROLES, "edit")
 
 
-async def owned_document(ctx: Context, document_id: int, action: str) -> Document:
+async def owned_document(ctx: Context, document_id: int, action: str) -> DocumentRecord:
     return await _document_for(ctx, document_id, frozenset({CollaboratorRole.OWNER.value}), action)
 
 
-async def visible_documents(ctx: Context, args: PageArgs) -> Page[Document]:
+async def visible_documents(ctx: Context, args: PageArgs) -> Page[DocumentRecord]:
     viewer_id = ctx.require_user()
     return await paginate(
         args,
         ctx.limits,
-        lambda offset, limit: document_queries.page_of_visible_documents(ctx.sessions, viewer_id, offset, limit),
-        lambda: document_queries.count_visible_documents(ctx.sessions, viewer_id),
+        lambda offset, limit: document_queries.page_of_visible_documents(ctx.loaders.reads, viewer_id, offset, limit),
+        lambda: document_queries.count_visible_documents(ctx.loaders.reads, viewer_id),
     )
 
 
-async def user_documents(ctx: Context, user_id: int, args: PageArgs) -> Page[Document]:
+async def user_documents(ctx: Context, user_id: int, args: PageArgs) -> Page[DocumentRecord]:
     ctx.require_user()
     loaders = ctx.loaders.documents
 
-    async def fetch(offset: int, limit: int) -> Sequence[Document]:
+    async def fetch(offset: int, limit: int) -> Sequence[DocumentRecord]:
         return await loaders.page_by_user.load(document_queries.PageKey(user_id, offset, limit))
 
     return await paginate(args, ctx.limits, fetch, lambda: loaders.count_by_user.load(user_id))
@@ -99,7 +108,7 @@ async def create_document(ctx: Context, title: str) -> Document:
     return document
 
 
-async def update_document(ctx: Context, document_id: int, title: str | None) -> Document:
+async def update_document(ctx: Context, document_id: int, title: str | None) -> DocumentRecord:
     await editable_document(ctx, document_id)
     clean = validation.required_text(title, "title", TITLE_MAX)
     async with ctx.sessions.begin() as session:
@@ -118,7 +127,7 @@ async def delete_document(ctx: Context, document_id: int) -> int:
     return document_id
 
 
-async def share_document(ctx: Context, document_id: int, user_id: int, role: str) -> Document:
+async def share_document(ctx: Context, document_id: int, user_id: int, role: str) -> DocumentRecord:
     document = await owned_document(ctx, document_id, "share")
     if role == CollaboratorRole.OWNER.value:
         raise BadUserInput("A document has one owner; share it as EDITOR or VIEWER.", field="role")
@@ -139,7 +148,7 @@ async def share_document(ctx: Context, document_id: int, user_id: int, role: str
     return document
 
 
-async def unshare_document(ctx: Context, document_id: int, user_id: int) -> Document:
+async def unshare_document(ctx: Context, document_id: int, user_id: int) -> DocumentRecord:
     viewer_id = ctx.require_user()
     document = await visible_document(ctx, document_id)
     leaving = user_id == viewer_id
@@ -162,7 +171,7 @@ async def unshare_document(ctx: Context, document_id: int, user_id: int) -> Docu
     return document
 
 
-async def collaborator_user(ctx: Context, collaborator: DocumentCollaborator) -> User:
+async def collaborator_user(ctx: Context, collaborator: CollaboratorRecord) -> UserRecord:
     user = await ctx.loaders.users.by_id.load(collaborator.user_id)
     assert user is not None  # the foreign key cascades deletions
     return user

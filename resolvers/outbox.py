@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Document, DocumentCollaborator, Task, TaskLabel, TaskPriority, utcnow
+from db.records import TaskRecord
 from db.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEvent, endpoint_events
 from resolvers.global_ids import encode_id
 
@@ -55,7 +56,7 @@ async def _collaborators(session: AsyncSession, document_id: int | None) -> set[
     return set(found.all())
 
 
-async def _task_audience(session: AsyncSession, task: Task) -> set[int]:
+async def _task_audience(session: AsyncSession, task: TaskRecord) -> set[int]:
     audience = {task.owner_id} | await _collaborators(session, task.document_id)
     if task.assignee_id is not None:
         audience.add(task.assignee_id)
@@ -143,7 +144,7 @@ async def task_changed(session: AsyncSession, event_type: str, task: Task, label
     await record(session, event_type, data, await _task_audience(session, task))
 
 
-async def task_deleted(session: AsyncSession, task: Task) -> None:
+async def task_deleted(session: AsyncSession, task: TaskRecord) -> None:
     """Call before the row goes: the audience is whoever could see the task until now."""
     await record(session, TASK_DELETED, {"task": {"id": encode_id("Task", task.id)}},
                  await _task_audience(session, task))

@@ -10,6 +10,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from resolvers.context import Limits
@@ -19,6 +20,7 @@ T = TypeVar("T")
 MAX_OFFSET = 2**31 - 1  # beyond any real list; keeps OFFSET within the database's integer range
 
 
+@lru_cache(maxsize=4096)  # one per edge of every page; the same few hundred offsets over and over
 def encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from db.models import DocumentCollaborator, Task
+from db.records import TaskRecord
 from loaders.tasks import TaskFilter, filter_conditions
 from loaders.visibility import tasks_visible_to
 from realtime.broker import SubscriberOverflow
@@ -28,7 +29,7 @@ class TaskEvent:
     task: Task | None  # None for DELETED
 
 
-async def audience(ctx: Context, task: Task) -> list[int]:
+async def audience(ctx: Context, task: TaskRecord) -> list[int]:
     """Everyone who may see `task` now."""
     users = {task.owner_id}
     if task.assignee_id is not None:

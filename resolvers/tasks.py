@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import delete
 
 from db.models import Task, TaskLabel, TaskPriority, TaskStatus, utcnow
+from db.records import TaskRecord
 from loaders import tasks as task_queries
+from loaders.soon import Soon, peek
 from loaders.tasks import TaskFilter, TaskOrder
 from realtime.events import TaskEventKind
 
@@ -19,6 +21,7 @@ from resolvers import documents, outbox, task_events, validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.pagination import Page, PageArgs, paginate
+from resolvers.prefetch import NOTHING, TaskRelations, prefetch_task_relations
 
 TITLE_MAX = 500
 LABEL_MAX = 64
@@ -37,7 +40,7 @@ class TaskDraft:
     document_id: int | None = None
 
 
-async def visible_task(ctx: Context, task_id: int) -> Task:
+async def visible_task(ctx: Context, task_id: int) -> TaskRecord:
     ctx.require_user()
     task = await ctx.loaders.tasks.by_id.load(task_id)
     if task is None:
@@ -49,40 +52,55 @@ async def labels(ctx: Context, task_id: int) -> list[str]:
     return await ctx.loaders.tasks.labels_by_task.load(task_id)
 
 
-async def visible_tasks(ctx: Context, f: TaskFilter, order: TaskOrder, args: PageArgs) -> Page[Task]:
+def labels_soon(ctx: Context, task_id: int) -> Soon[list[str]]:
+    return peek(ctx.loaders.tasks.labels_by_task, task_id)
+
+
+async def visible_tasks(
+    ctx: Context, f: TaskFilter, order: TaskOrder, args: PageArgs, prefetch: TaskRelations = NOTHING
+) -> Page[TaskRecord]:
     viewer_id = ctx.require_user()
-    return await paginate(
+    page = await paginate(
         args,
         ctx.limits,
-        lambda offset, limit: task_queries.page_of_visible_tasks(ctx.sessions, viewer_id, f, order, offset, limit),
-        lambda: task_queries.count_visible_tasks(ctx.sessions, viewer_id, f),
+        lambda offset, limit: task_queries.page_of_visible_tasks(ctx.loaders.reads, viewer_id, f, order, offset, limit),
+        lambda: task_queries.count_visible_tasks(ctx.loaders.reads, viewer_id, f),
     )
+    await prefetch_task_relations(ctx, page.slice.items, prefetch)
+    return page
 
 
-async def user_tasks(ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs) -> Page[Task]:
+async def user_tasks(
+    ctx: Context, user_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs, prefetch: TaskRelations = NOTHING
+) -> Page[TaskRecord]:
     """Tasks the user owns or is assigned to, as far as the viewer may see them."""
     ctx.require_user()
     loaders = ctx.loaders.tasks
 
-    async def fetch(offset: int, limit: int) -> Sequence[Task]:
+    async def fetch(offset: int, limit: int) -> Sequence[TaskRecord]:
         return await loaders.page_by_user.load(task_queries.PageKey(user_id, f, order, offset, limit))
 
     count = lambda: loaders.count_by_user.load(task_queries.CountKey(user_id, f))  # noqa: E731
-    return await paginate(args, ctx.limits, fetch, count)
+    page = await paginate(args, ctx.limits, fetch, count)
+    await prefetch_task_relations(ctx, page.slice.items, prefetch)
+    return page
 
 
 async def document_tasks(
-    ctx: Context, document_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs
-) -> Page[Task]:
+    ctx: Context, document_id: int, f: TaskFilter, order: TaskOrder, args: PageArgs,
+    prefetch: TaskRelations = NOTHING,
+) -> Page[TaskRecord]:
     ctx.require_user()
     loaders = ctx.loaders.tasks
 
-    async def fetch(offset: int, limit: int) -> Sequence[Task]:
+    async def fetch(offset: int, limit: int) -> Sequence[TaskRecord]:
         return await loaders.page_by_document.load(task_queries.PageKey(document_id, f, order, offset, limit))
 
-    return await paginate(
+    page = await paginate(
         args, ctx.limits, fetch, lambda: loaders.count_by_document.load(task_queries.CountKey(document_id, f))
     )
+    await prefetch_task_relations(ctx, page.slice.items, prefetch)
+    return page
 
 
 def _clean_labels(values: list[str] | None) -> list[str]:
@@ -141,7 +159,7 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
     return task
 
 
-async def can_edit(ctx: Context, task: Task) -> bool:
+async def can_edit(ctx: Context, task: TaskRecord) -> bool:
     viewer_id = ctx.require_user()
     if viewer_id in (task.owner_id, task.assignee_id):
         return True

@@ -8,19 +8,21 @@ from sqlalchemy import func, select, update
 
 from db.engine import Sessions
 from db.models import User, UserRole
+from db.records import UserRecord
 from loaders.batching import forget
+from loaders.soon import Soon, peek
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
 
 
-async def viewer_user(ctx: Context) -> User | None:
+async def viewer_user(ctx: Context) -> UserRecord | None:
     if ctx.viewer is None or ctx.viewer.user_id is None:
         return None
     return await ctx.loaders.users.by_id.load(ctx.viewer.user_id)
 
 
-async def visible_user(ctx: Context, user_id: int) -> User:
+async def visible_user(ctx: Context, user_id: int) -> UserRecord:
     # The team directory is open to users; of service clients, only admin ones may look people up.
     if ctx.viewer is None or not ctx.viewer.is_admin:
         ctx.require_user()
@@ -30,11 +32,16 @@ async def visible_user(ctx: Context, user_id: int) -> User:
     return user
 
 
-async def user_or_none(ctx: Context, user_id: int | None) -> User | None:
+async def user_or_none(ctx: Context, user_id: int | None) -> UserRecord | None:
     return None if user_id is None else await ctx.loaders.users.by_id.load(user_id)
 
 
-def can_see_email(ctx: Context, user: User) -> bool:
+def user_soon(ctx: Context, user_id: int | None) -> Soon[UserRecord | None]:
+    """`user_or_none`, without a coroutine when the user is loaded already (prefetched list items)."""
+    return None if user_id is None else peek(ctx.loaders.users.by_id, user_id)
+
+
+def can_see_email(ctx: Context, user: UserRecord) -> bool:
     return ctx.viewer is not None and (ctx.viewer.user_id == user.id or ctx.viewer.is_admin)
 
 
@@ -46,7 +53,7 @@ async def _email_taken(sessions: Sessions, address: str, except_id: int | None =
         return bool(await session.scalar(statement))
 
 
-async def update_viewer(ctx: Context, changes: dict[str, Any]) -> User:
+async def update_viewer(ctx: Context, changes: dict[str, Any]) -> UserRecord:
     user_id = ctx.require_user()
     values: dict[str, Any] = {}
     if "name" in changes:

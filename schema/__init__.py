@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
+from schema.execution import BatchedExecutor
 from schema.query import Query as CoreQuery
 from schema.realtime import CollaborationMutations, CollaborationQueries, Subscription
 from schema.scalars import SCALARS
@@ -42,9 +43,19 @@ class TandemSchema(strawberry.Schema):
         shape_errors(errors, getattr(context, "request_id", "-"))
 
 
-def build_schema(extensions: Sequence[Any] = (), *, production: bool = False) -> TandemSchema:
-    """The schema; `production` hides "Did you mean …?" suggestions that map out the schema."""
+def build_schema(
+    extensions: Sequence[Any] = (), *, production: bool = False, batched_execution: bool = True,
+    document_memo: str | None = None,
+) -> TandemSchema:
+    """The schema; `production` hides "Did you mean …?" suggestions that map out the schema.
+
+    `batched_execution` runs queries with `BatchedExecutor` (schema/execution.py), which falls back to
+    graphql-core's own executor for anything it does not handle identically; False: graphql-core only.
+    `document_memo`: the `context.extras` key of a per-document memo, where it keeps its plans.
+    """
     config = StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS)
+    executor = type("BatchedExecutor", (BatchedExecutor,), {"document_memo": document_memo})
     return TandemSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=list(extensions), config=config
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=list(extensions), config=config,
+        execution_context_class=executor if batched_execution else None,
     )

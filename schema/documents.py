@@ -16,16 +16,15 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
-from db.models import Document as DocumentRow  # row types: Strawberry resolves Private[...] too
-from db.models import (
-    DocumentCollaborator as CollaboratorRow,  # row types: Strawberry resolves Private[...] too
-)
+from db.records import CollaboratorRecord as CollaboratorRow  # row types: Strawberry resolves Private[...] too
+from db.records import DocumentRecord as DocumentRow
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.directives import CONNECTION, ListSize
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentSnapshotType, TaskFilterType, TaskOrderType, TaskType, UserType
+from schema.lookahead import task_relations
 from schema.relay import Connection, Node, connection, decode_id, encode_id
 from schema.scalars import Base64
 
@@ -114,10 +113,11 @@ class Document(Node):
         from schema.tasks import Task
 
         f, order = task_query(filter, order_by)
+        relations = task_relations(info)
         page = await resolvers.tasks.document_tasks(
-            info.context, self._row.id, f, order, page_args(first, after, last, before)
+            info.context, self._row.id, f, order, page_args(first, after, last, before), relations
         )
-        return connection(page, Task.from_row)
+        return connection(page, Task.listed(info.context, relations))
 
 
 @strawberry.input

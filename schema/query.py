@@ -19,6 +19,7 @@ from resolvers.errors import BadUserInput, NotFound
 from schema.directives import CONNECTION, ListSize
 from schema.documents import Document
 from schema.inputs import page_args, task_query
+from schema.lookahead import task_relations
 from schema.rate_limit import RateLimit, rate_limit
 from schema.relay import Connection, Node, connection, decode_any_id, decode_id
 from schema.tasks import Task, TaskFilter, TaskOrder
@@ -90,8 +91,11 @@ class Query:
         filter: TaskFilter | None = None, order_by: TaskOrder | None = None,
     ) -> Connection[Task]:
         f, order = task_query(filter, order_by)
-        page = await resolvers.tasks.visible_tasks(info.context, f, order, page_args(first, after, last, before))
-        return connection(page, Task.from_row)
+        relations = task_relations(info)
+        page = await resolvers.tasks.visible_tasks(
+            info.context, f, order, page_args(first, after, last, before), relations
+        )
+        return connection(page, Task.listed(info.context, relations))
 
     @strawberry.field(extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])])
     async def document(self, info: Info[Context, Any], id: strawberry.ID) -> Document | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 import strawberry
@@ -17,6 +18,7 @@ R = TypeVar("R")
 __all__ = ["decode_any_id", "decode_id", "decode_optional_id", "encode_id"]
 
 
+@lru_cache(maxsize=16384)  # every object in every response; hot rows come back request after request
 def encode_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(global_ids.encode_id(type_name, pk))
 

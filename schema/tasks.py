@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +16,14 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
-from db.models import Task as TaskRow  # row types: Strawberry resolves Private[...] too
+from db.records import DocumentRecord, UserRecord
+from db.records import TaskRecord as TaskRow  # row types: Strawberry resolves Private[...] too
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
+from resolvers.prefetch import Soon, TaskRelations, then
 from schema.errors import UserError
 from schema.lazy import DocumentType, UserType
+from schema.memo import once
 from schema.relay import Node, decode_id, decode_optional_id, encode_id
 
 
@@ -80,6 +84,8 @@ class Task(Node):
     created_at: datetime
     updated_at: datetime
     _row: strawberry.Private[TaskRow]
+    # Relations a task list resolved ahead for its items, by field name (schema/execution.py RESOLVED).
+    _resolved: strawberry.Private[dict[str, object] | None] = None
 
     @classmethod
     def from_row(cls, row: TaskRow) -> Task:
@@ -89,34 +95,84 @@ class Task(Node):
             created_at=row.created_at, updated_at=row.updated_at, _row=row,
         )
 
-    @strawberry.field
-    async def labels(self, info: Info[Context, Any]) -> list[str]:
-        return await resolvers.tasks.labels(info.context, self._row.id)
+    @classmethod
+    def listed(cls, ctx: Context, relations: TaskRelations) -> Callable[[TaskRow], Task]:
+        """Tasks for a list whose `relations` were prefetched: each carries their values, computed by
+        the fields' own code below, so the executor reads them instead of calling the resolvers."""
+        ahead = [(name, value) for name, value in
+                 (("labels", cls._labels), ("owner", cls._owner), ("assignee", cls._assignee),
+                  ("document", cls._document))
+                 if getattr(relations, name)]
+        if not ahead:
+            return cls.from_row
 
-    @strawberry.field
-    async def owner(self, info: Info[Context, Any]) -> UserType:
+        def listed(row: TaskRow) -> Task:
+            task = cls.from_row(row)
+            resolved: dict[str, object] = {}
+            for name, value in ahead:
+                try:
+                    soon = value(task, ctx)
+                except Exception:  # the prefetch failed: the item's field raises it on its own path
+                    continue
+                if isinstance(soon, Awaitable):  # not loaded after all: the resolver will wait for it
+                    if isinstance(soon, Coroutine):
+                        soon.close()
+                else:
+                    resolved[name] = soon
+            task._resolved = resolved
+            return task
+
+        return listed
+
+    # The relations below are sync resolvers returning `Soon` values (loaders/soon.py): a task list
+    # prefetches them (resolvers/prefetch.py), so on list items they are plain cache reads rather
+    # than a coroutine each (and `listed` resolves them ahead); graphql-core awaits the awaitable
+    # they return when nothing was prefetched.
+
+    def _labels(self, ctx: Context) -> Soon[list[str]]:
+        return resolvers.tasks.labels_soon(ctx, self._row.id)
+
+    def _owner(self, ctx: Context) -> Soon[UserType]:
         from schema.users import user_type
 
-        row = await resolvers.users.user_or_none(info.context, self._row.owner_id)
-        assert row is not None  # owner_id is a non-null foreign key
-        return user_type(info.context, row)
+        def convert(row: UserRecord | None) -> UserType:
+            assert row is not None  # owner_id is a non-null foreign key
+            return user_type(ctx, row)
 
-    @strawberry.field
-    async def assignee(self, info: Info[Context, Any]) -> UserType | None:
+        return then(resolvers.users.user_soon(ctx, self._row.owner_id), convert)
+
+    def _assignee(self, ctx: Context) -> Soon[UserType | None]:
         from schema.users import user_type
 
-        row = await resolvers.users.user_or_none(info.context, self._row.assignee_id)
-        return user_type(info.context, row) if row else None
+        row = resolvers.users.user_soon(ctx, self._row.assignee_id)
+        return then(row, lambda row: user_type(ctx, row) if row else None)
+
+    @strawberry.field
+    def labels(self, info: Info[Context, Any]) -> list[str]:
+        return self._labels(info.context)  # type: ignore[return-value]
+
+    @strawberry.field
+    def owner(self, info: Info[Context, Any]) -> UserType:
+        return self._owner(info.context)  # type: ignore[return-value]
+
+    @strawberry.field
+    def assignee(self, info: Info[Context, Any]) -> UserType | None:
+        return self._assignee(info.context)  # type: ignore[return-value]
+
+    def _document(self, ctx: Context) -> Soon[DocumentType | None]:
+        from schema.documents import Document
+
+        def convert(row: DocumentRecord | None) -> Document | None:
+            return once(ctx, "Document", row, lambda: Document.from_row(row)) if row else None
+
+        return then(resolvers.documents.document_soon(ctx, self._row.document_id), convert)
 
     @strawberry.field(
         description="Null when the task has none, or when you cannot see it.",
         extensions=[PermissionExtension([HasScope(scopes.DOCUMENTS_READ)])],
     )
-    async def document(self, info: Info[Context, Any]) -> DocumentType | None:
-        from schema.documents import Document
-
-        row = await resolvers.documents.document_or_none(info.context, self._row.document_id)
-        return Document.from_row(row) if row else None
+    def document(self, info: Info[Context, Any]) -> DocumentType | None:
+        return self._document(info.context)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether you may change this task.")
     async def viewer_can_update(self, info: Info[Context, Any]) -> bool:

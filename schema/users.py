@@ -15,13 +15,15 @@ import resolvers.tasks
 import resolvers.users
 from auth import scopes
 from auth.permissions import HasScope
-from db.models import User as UserRow  # row types: Strawberry resolves Private[...] too
+from db.records import UserRecord as UserRow  # row types: Strawberry resolves Private[...] too
 from resolvers.context import Context
 from resolvers.errors import BadUserInput
 from schema.directives import CONNECTION
 from schema.errors import UserError
 from schema.inputs import page_args, task_query
 from schema.lazy import DocumentType, TaskFilterType, TaskOrderType, TaskType
+from schema.lookahead import task_relations
+from schema.memo import once
 from schema.relay import Connection, Node, connection, encode_id
 
 
@@ -57,8 +59,11 @@ class User(Node):
         from schema.tasks import Task
 
         f, order = task_query(filter, order_by)
-        page = await resolvers.tasks.user_tasks(info.context, self._pk, f, order, page_args(first, after, last, before))
-        return connection(page, Task.from_row)
+        relations = task_relations(info)
+        page = await resolvers.tasks.user_tasks(
+            info.context, self._pk, f, order, page_args(first, after, last, before), relations
+        )
+        return connection(page, Task.listed(info.context, relations))
 
     @strawberry.field(
         description="Documents this user collaborates on, as far as you may see them.",
@@ -76,7 +81,7 @@ class User(Node):
 
 
 def user_type(ctx: Context, row: UserRow) -> User:
-    return User.from_row(row, show_email=resolvers.users.can_see_email(ctx, row))
+    return once(ctx, "User", row, lambda: User.from_row(row, show_email=resolvers.users.can_see_email(ctx, row)))
 
 
 @strawberry.input

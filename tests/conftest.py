@@ -227,11 +227,14 @@ class StatementCounter:
 
 @pytest.fixture
 def sql_statements(app: Starlette) -> Iterator[StatementCounter]:
+    """Every statement on the app's engines: the async one (writes) and the loaders' read engines."""
     counter = StatementCounter()
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", counter)
+    engines = {app.state.engine.sync_engine, *app.state.reads.engines}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", counter)
     yield counter
-    event.remove(engine, "before_cursor_execute", counter)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", counter)
 
 
 def codes(body: dict[str, Any]) -> list[str]:

@@ -65,3 +65,65 @@ async def test_nested_user_connections_do_not_grow_with_the_page(
     # Which batch a cached user lands in depends on event-loop ticks, so the count varies by one or two;
     # what must hold is a bound that does not grow with the page size.
     assert max(counts) <= 12, counts
+
+
+RELATIONS = """query($first: Int!) { viewer { tasks(first: $first) { nodes {
+  title labels owner { name } assignee { name } document { title }
+} } } }"""
+
+
+@pytest.mark.parametrize("first", [5, 50])
+async def test_prefetched_relations_cost_one_statement_each(
+    gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter, first: int
+) -> None:
+    """The task list loads owners and assignees (one users batch), documents and labels up front."""
+    await _dashboard_data(sessions, alice)
+    sql_statements.statements.clear()
+    body = await gql(RELATIONS, {"first": first}, as_user=alice)
+    nodes = body["data"]["viewer"]["tasks"]["nodes"]
+    assert len(nodes) == first and all(node["assignee"] and node["document"] for node in nodes)
+    # the viewer, the page, users, documents, labels
+    assert sql_statements.count == 5, "\n\n".join(sql_statements.statements)
+
+
+async def test_a_list_without_relations_prefetches_nothing(
+    gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter
+) -> None:
+    await _dashboard_data(sessions, alice)
+    sql_statements.statements.clear()
+    body = await gql("{ viewer { tasks(first: 50) { nodes { title } } } }", as_user=alice)
+    assert len(body["data"]["viewer"]["tasks"]["nodes"]) == 50
+    assert sql_statements.count == 2, "\n\n".join(sql_statements.statements)  # the viewer, the page
+
+
+async def test_prefetch_in_nested_lists_batches_across_parents(
+    gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter
+) -> None:
+    """Each collaborator's task list prefetches its assignees: one batch for all of them, not one per list."""
+    await _dashboard_data(sessions, alice)
+    query = """query($first: Int!) { documents(first: $first) { nodes { collaborators { user {
+      tasks(first: 3) { nodes { title assignee { name } document { title } } }
+    } } } } }"""
+    counts = []
+    for first in (2, 8):
+        sql_statements.statements.clear()
+        body = await gql(query, {"first": first}, as_user=alice)
+        assert "errors" not in body
+        counts.append(sql_statements.count)
+    assert counts[0] == counts[1], counts
+
+
+async def test_a_page_is_the_same_alone_or_batched(gql: Gql, sessions: Sessions, alice: User) -> None:
+    """One parent's page is a plain LIMIT query, several parents' a windowed one: same rows either way."""
+    await _dashboard_data(sessions, alice)
+    page = "tasks(first: 3, after: $after, orderBy: {field: TITLE, direction: ASC}) { nodes { title } }"
+    batched = await gql(
+        f"query($after: String) {{ documents(first: 8) {{ nodes {{ collaborators {{ user {{ id {page} }} }} }} }} }}",
+        {"after": "bzow"}, as_user=alice,  # after offset 0
+    )
+    pages = {c["user"]["id"]: c["user"]["tasks"] for d in batched["data"]["documents"]["nodes"] for c in d["collaborators"]}
+    assert len(pages) > 2
+    for user_id, expected in pages.items():
+        alone = await gql(f"query($id: ID!, $after: String) {{ user(id: $id) {{ {page} }} }}",
+                          {"id": user_id, "after": "bzow"}, as_user=alice)
+        assert alone["data"]["user"]["tasks"] == expected

@@ -1,0 +1,89 @@
+"""The loaders' read path (db/reads.py) on SQLite: key lookups on the event loop, but never stuck there.
+
+The request-level behaviour (both databases, statement counts) is covered by every GraphQL test;
+these are the SQLite specifics: a locked file sends a lookup to a thread instead of holding the loop,
+and timestamps read back as aware UTC datetimes however they were stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from db.models import Task, User
+from db.reads import SQLiteReads
+
+
+def _database(template: Path, tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "reads.db"
+    shutil.copy(template, path)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("INSERT INTO users (email, name, role) VALUES ('a@example.test', 'Ada', 'member')")
+    connection.close()
+    return path, f"sqlite+aiosqlite:///{path}"
+
+
+async def test_a_lookup_on_a_locked_file_waits_off_the_loop(sqlite_template: Path, tmp_path: Path) -> None:
+    path, url = _database(sqlite_template, tmp_path)
+    reads = SQLiteReads(url)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")  # held until the connection closes
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute("UPDATE users SET name = 'Ada Lovelace'")
+    locker.execute("COMMIT")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    lookup = asyncio.create_task(reads.lookup(select(User.__table__).where(User.email == "a@example.test")))
+    done_while_locked: list[bool] = []
+
+    def unlock() -> None:
+        done_while_locked.append(lookup.done())
+        locker.close()
+
+    asyncio.get_running_loop().call_later(0.5, unlock)
+    try:
+        rows = await lookup
+    finally:
+        ticker.cancel()
+        await reads.close()
+    assert done_while_locked == [False]  # it waited for the lock...
+    assert ticks >= 10  # ...and the loop kept running meanwhile
+    assert [row.name for row in rows] == ["Ada Lovelace"]
+
+
+async def test_timestamps_read_back_as_aware_utc(sqlite_template: Path, tmp_path: Path) -> None:
+    path, url = _database(sqlite_template, tmp_path)
+    connection = sqlite3.connect(path)
+    with connection:
+        (user_id,) = connection.execute("SELECT id FROM users").fetchone()
+        for title, due in (("ours", "2026-11-01 12:00:00.123456"), ("offset", "2026-11-01 12:00:00+02:00"),
+                           ("no fraction", "2026-11-01 12:00:00"), ("none", None)):
+            connection.execute(
+                "INSERT INTO tasks (title, description, status, priority, due_at, owner_id, created_at, updated_at) "
+                "VALUES (?, '', 'TODO', 2, ?, ?, '2026-11-01 08:00:00', '2026-11-01 08:00:00')",
+                (title, due, user_id),
+            )
+    connection.close()
+    reads = SQLiteReads(url)
+    try:
+        rows = {row.title: row for row in await reads.all(select(Task.__table__))}
+    finally:
+        await reads.close()
+    assert rows["ours"].due_at == datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    assert rows["offset"].due_at == datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    assert rows["no fraction"].due_at == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    assert rows["none"].due_at is None
+    assert rows["ours"].created_at.tzinfo is UTC
