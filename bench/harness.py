@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -48,6 +49,9 @@ OTHER_TASKS_PER_ASSIGNEE = 20  # rows the dashboard query must skip
 STATUSES = ("TODO", "IN_PROGRESS", "DONE")
 SCOPES = {"profile", "tasks:read", "tasks:write", "documents:read"}
 _TICK = os.sysconf("SC_CLK_TCK")
+
+UNLIMITED_TIERS = json.dumps({tier: {"capacity": 10**12, "restore_rate": 10**9}
+                              for tier in ("anonymous", "user", "service", "admin")})
 
 
 # --- seeding ------------------------------------------------------------------------------------
@@ -256,7 +260,9 @@ def _cpu_of(pid: int) -> float:
 def running(kind: str, workspace: Workspace, cpu: int | None, *, workers: int = 1,
             redis_url: str | None = None) -> Iterator[Server]:
     port = _free_port()
-    env = {**os.environ, "TANDEM_FREEZE_GC_ON_START": "true", "TANDEM_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TANDEM_FREEZE_GC_ON_START": "true", "TANDEM_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+           # Cost analysis and the rate limiter stay on; a load test just gets a budget it cannot exhaust.
+           "TANDEM_RATE_TIERS": UNLIMITED_TIERS}
     command = [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--workspace", str(workspace.directory),
                "--port", str(port), "--workers", str(workers)]
     if redis_url:
