@@ -211,7 +211,7 @@ def _hello_app() -> Any:
     return app
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -259,7 +259,7 @@ def _cpu_of(pid: int) -> float:
 @contextlib.contextmanager
 def running(kind: str, workspace: Workspace, cpu: int | None, *, workers: int = 1,
             redis_url: str | None = None) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TANDEM_FREEZE_GC_ON_START": "true", "TANDEM_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
            # Cost analysis and the rate limiter stay on; a load test just gets a budget it cannot exhaust.
            "TANDEM_RATE_TIERS": UNLIMITED_TIERS}
@@ -271,20 +271,27 @@ def running(kind: str, workspace: Workspace, cpu: int | None, *, workers: int = 
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})  # inherited by uvicorn's worker processes
     server = Server(kind, port, process)
+    with supervised(process, server.url, kind):
+        yield server
+
+
+@contextlib.contextmanager
+def supervised(process: subprocess.Popen[bytes], url: str, name: str) -> Iterator[None]:
+    """Wait until the server at `url` answers `/healthz` (60 s at most), and stop it on the way out."""
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"the {kind} server exited during startup (code {process.returncode})")
+                raise SystemExit(f"the {name} server exited during startup (code {process.returncode})")
             try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code in (200, 404):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code in (200, 404):
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"the {kind} server did not start within 60 s")
+                raise SystemExit(f"the {name} server did not start within 60 s")
             time.sleep(0.1)
-        yield server
+        yield
     finally:
         process.terminate()
         try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -44,19 +43,12 @@ if str(ROOT) not in sys.path:  # run as `python bench/limits.py` from a checkout
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
+from harness import UNLIMITED_TIERS, free_port, supervised  # noqa: E402
 
 HOST = "127.0.0.1"
 QUERY = "{ viewer { tasks(first: 50) { nodes { id title status } } } }"
 TASKS = 20
 SCRIPT_INNER = {"time", "hmget", "hset", "pexpire"}  # what limits/redis_buckets.py's script calls
-TIERS = ("anonymous", "user", "service", "admin")
-HUGE = json.dumps({tier: {"capacity": 10**12, "restore_rate": 10**9} for tier in TIERS})  # never refuses
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def seed(directory: Path) -> tuple[str, str]:
@@ -93,7 +85,7 @@ def redis_server(cpu: int | None) -> Iterator[str | None]:
         print("redis-server not found: the redis case is left out")
         yield None
         return
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"],
                                stdout=subprocess.DEVNULL)
     if cpu is not None:
@@ -122,10 +114,10 @@ class Server:
 @contextlib.contextmanager
 def running(name: str, env_overrides: dict[str, str], directory: Path, database_url: str,
             cpu: int | None) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("TANDEM_")}
     env = {**inherited, "TANDEM_DATABASE_URL": database_url, "TANDEM_KEYS_DIR": str(directory / "keys"),
-           "TANDEM_RATE_TIERS": HUGE, "TANDEM_LOG_LEVEL": "WARNING", "TANDEM_FREEZE_GC_ON_START": "true",
+           "TANDEM_RATE_TIERS": UNLIMITED_TIERS, "TANDEM_LOG_LEVEL": "WARNING", "TANDEM_FREEZE_GC_ON_START": "true",
            **env_overrides}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory", "--host", HOST,
@@ -133,25 +125,8 @@ def running(name: str, env_overrides: dict[str, str], directory: Path, database_
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})
     server = Server(name, f"http://{HOST}:{port}", process)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"the {name} server exited during startup")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the {name} server did not start within 60 s")
-            time.sleep(0.1)
+    with supervised(process, server.url, name):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass
