@@ -1,7 +1,8 @@
 """The query limits and the cost-based rate limiter, chosen from the settings.
 
-Redis configured: buckets in Redis, shared by every instance; otherwise in this process. With
-limits off, Strawberry's plain validation cache takes the place of `QueryLimits`.
+Redis configured: buckets in Redis, shared by every instance; otherwise in this process. Documents
+are validated once and cached by the persisted-queries document cache (its extension comes after
+these), so `QueryLimits` validates nothing itself, and with limits off there is no extension here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from strawberry.extensions import ValidationCache
 
 from app.metrics import Metrics
 from app.settings import RateTier, Settings
@@ -21,8 +21,7 @@ from limits.limiter import Limiter, Tiers
 from limits.query_limits import QueryLimits, QueryLimitsConfig, StaticLimits
 from limits.redis_buckets import RedisBuckets
 from limits.websocket import WebSocketLimiter, WebSocketPolicy
-
-VALIDATION_CACHE_SIZE = 1024
+from persisted_queries.document_cache import DOCUMENT_MEMO
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimit
 def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> AppLimits:
     websocket = websocket_limiter(settings, redis)
     if not settings.limits_enabled:
-        return AppLimits([lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE)], None, websocket)
+        return AppLimits([], None, websocket)
     buckets: Buckets = (
         RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None
         else MemoryBuckets()
@@ -76,6 +75,6 @@ def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> A
         max_depth=settings.max_query_depth, max_aliases=settings.max_query_aliases,
         max_tokens=settings.max_query_tokens, max_directives=settings.max_query_directives,
         max_root_fields=settings.max_root_fields,
-    ), validation_cache_size=VALIDATION_CACHE_SIZE)
-    cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost)
+    ), document_memo=DOCUMENT_MEMO)
+    cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost, document_memo=DOCUMENT_MEMO)
     return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter, websocket)

@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from app.context import ContextFactory
@@ -22,7 +21,7 @@ from app.graphql_ws import SERVICE_RESTART, FreshPerOperation, GraphQLWebSocket,
 from app.limits import build_limits
 from app.logging import configure_logging
 from app.metrics import Metrics
-from app.middleware import RequestIdAndMetrics, SecurityHeaders
+from app.middleware import Edge
 from app.persisted import PersistedQueries
 from app.realtime import build_realtime, ticket_store
 from app.request_id import current_request_id
@@ -150,16 +149,16 @@ def create_app(settings: Settings) -> Starlette:
                 await redis.aclose()
 
     middleware = [
-        Middleware(RequestIdAndMetrics, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)]),
-        Middleware(SecurityHeaders, hsts=settings.issuer.startswith("https://")),
         Middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "Idempotent-Replayed"],
-            allow_credentials=True,
-            max_age=600,
+            Edge, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)],
+            hsts=settings.issuer.startswith("https://"), cors_origins=settings.cors_origins, cors={
+                "allow_methods": ["GET", "POST"],
+                "allow_headers": ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+                "expose_headers": ["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After",
+                                   "Idempotent-Replayed"],
+                "allow_credentials": True,
+                "max_age": 600,
+            },
         ),
         *rest_layer.middleware,  # Idempotency-Key: innermost, so replays still get request ids and headers
     ]

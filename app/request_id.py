@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
@@ -15,4 +15,4 @@ def new_request_id(incoming: str | None) -> str:
     # Reusing a caller's id ties our logs to theirs; anything odd is replaced, never echoed.
     if incoming and _SANE.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as a UUID4's hex, for a third of the cost

@@ -50,6 +50,9 @@ from resolvers.errors import QueryTooComplex
 
 # Prices are reported in JSON, where integers past 2^53 lose precision (and past 2^63 break encoders).
 MAX_COST = 2**53 - 1
+# What to count on the objects of one type under some selection sets (keyed by their ids, so the
+# plans are only good for the document they were made for).
+CountingPlans = dict[tuple[tuple[int, ...], str], list["_Counted"]]
 # Selection sets nested this deep (fields, inline fragments and spreads together) are refused
 # rather than priced: the depth limit stops honest queries long before.
 MAX_NESTING = 150
@@ -105,12 +108,14 @@ def requested_cost(
 
 def actual_cost(
     model: CostModel, document: DocumentNode, operation: OperationDefinitionNode,
-    variables: dict[str, Any], data: Mapping[str, Any] | None,
+    variables: dict[str, Any], data: Mapping[str, Any] | None, plans: CountingPlans | None = None,
 ) -> int:
+    """`plans`: a dict to keep what to count per selection set in, for the next call with the same
+    document and variables (the plans depend on both, through fragments and `@skip`/`@include`)."""
     root = root_type(model, operation)
     if root is None or data is None:
         return 0
-    counter = _Counter(model, document, variables)
+    counter = _Counter(model, document, variables, plans)
     return _whole(counter.object((operation.selection_set,), root, data))
 
 
@@ -217,11 +222,13 @@ class _Counter:
     it is worked out once per (selections, type) and reused for every item of a list.
     """
 
-    def __init__(self, model: CostModel, document: DocumentNode, variables: dict[str, Any]) -> None:
+    def __init__(
+        self, model: CostModel, document: DocumentNode, variables: dict[str, Any], plans: CountingPlans | None
+    ) -> None:
         self.model = model
-        self.fragments = fragments_of(document)
+        self.document = document
         self.variables = variables
-        self.plans: dict[tuple[tuple[int, ...], str], list[_Counted]] = {}
+        self.plans: CountingPlans = {} if plans is None else plans
 
     def object(self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType, data: Any) -> float:
         if not isinstance(data, Mapping):
@@ -241,12 +248,14 @@ class _Counter:
 
     def plan(self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType) -> list[_Counted]:
         memo_key = (tuple(id(s) for s in selection_sets), parent.name)
-        if memo_key not in self.plans:
-            self.plans[memo_key] = [
-                counted for key, fields in self.collect(selection_sets, parent).items()
+        planned = self.plans.get(memo_key)
+        if planned is None:
+            fragments = fragments_of(self.document)
+            planned = self.plans[memo_key] = [
+                counted for key, fields in self.collect(selection_sets, parent, fragments).items()
                 if (counted := self.counted(key, fields)) is not None
             ]
-        return self.plans[memo_key]
+        return planned
 
     def counted(self, key: str, fields: list[tuple[GraphQLNamedType, FieldNode]]) -> _Counted | None:
         """None for keys that cost nothing whatever they hold (scalars of weight 0)."""
@@ -261,7 +270,8 @@ class _Counter:
         return _Counted(key, weight, _returned_type(self.model, owner, first.name.value), children)
 
     def collect(
-        self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType
+        self, selection_sets: tuple[SelectionSetNode, ...], parent: GraphQLNamedType,
+        fragments: Mapping[str, FragmentDefinitionNode],
     ) -> dict[str, list[tuple[GraphQLNamedType, FieldNode]]]:
         """Fields by response key, through fragments (each fragment once), as graphql-core collects
         them. On an interface or union every type-specific fragment is taken: the result holds only
@@ -278,7 +288,7 @@ class _Counter:
                     key = (selection.alias or selection.name).value
                     fields.setdefault(key, []).append((owner, selection))
                     continue
-                condition = _condition(selection, self.fragments)
+                condition = _condition(selection, fragments)
                 target = owner if condition is None else self.model.schema.get_type(condition)
                 if target is None:
                     continue
@@ -286,7 +296,7 @@ class _Counter:
                     stack.append((selection.selection_set, target))
                 elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in visited:
                     visited.add(selection.name.value)
-                    stack.append((self.fragments[selection.name.value].selection_set, target))
+                    stack.append((fragments[selection.name.value].selection_set, target))
         return fields
 
 

@@ -7,6 +7,10 @@ call, and an empty bucket refuses it with `RATE_LIMITED` (HTTP 429 and `Retry-Af
 query or mutation ran, the actual cost is counted from the result and the difference refunded. A
 subscription is charged once, when it starts.
 
+With a document cache that leaves a per-document memo in `context.extras` (`document_memo`), the
+requested cost of a cached document is remembered per operation and variables (a bounded number of
+them per document), so a repeated query is not priced again.
+
 Every result gets `extensions.cost`, and the transport gets the `RateLimit` and `RateLimit-Policy`
 header fields (draft-ietf-httpapi-ratelimit-headers) through the context's `extras`.
 """
@@ -14,15 +18,17 @@ header fields (draft-ietf-httpapi-ratelimit-headers) through the context's `extr
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
 from limits.buckets import Verdict
-from limits.cost import MAX_COST, actual_cost, coerce_variables, requested_cost
+from limits.cost import MAX_COST, CountingPlans, actual_cost, coerce_variables, requested_cost
 from limits.cost_model import CostModel
 from limits.limiter import Bucket, Limiter
 from limits.query_limits import limit_error
@@ -40,9 +46,10 @@ RESPONSE_STATUS = "response_status"  # read by the HTTP transport: 429 (or 503 w
 class CostLimitConfig:
     """Built once per app and shared by every request's `CostLimit`."""
 
-    def __init__(self, limiter: Limiter, *, max_cost: int = 1_000) -> None:
+    def __init__(self, limiter: Limiter, *, max_cost: int = 1_000, document_memo: str | None = None) -> None:
         self.limiter = limiter
         self.max_cost = max_cost
+        self.document_memo = document_memo  # the `context.extras` key of a cached document's memo
         self._model: CostModel | None = None
 
     def model(self, schema: GraphQLSchema) -> CostModel:
@@ -52,59 +59,67 @@ class CostLimitConfig:
         return self._model
 
 
-class CostLimit(SchemaExtension):
-    def __init__(self, config: CostLimitConfig) -> None:
-        super().__init__()
+class CostCharge:
+    """One operation's charge: priced and charged before it runs, refunded after, reported.
+
+    `CostLimit` (the schema extension) drives one per operation; so can a transport that runs a known
+    operation without Strawberry's extension pipeline (app/prepared.py), with the same outcome.
+    """
+
+    def __init__(self, config: CostLimitConfig, context: Context) -> None:
         self.config = config
+        self.context = context
         self.requested: int | None = None
         self.actual = 0
         self.refund = 0
         self.bucket: Bucket | None = None
         self.verdict: Verdict | None = None
+        self._counting: tuple[CostModel, DocumentNode, OperationDefinitionNode, dict[str, Any], _Known] | None = None
 
-    async def on_execute(self) -> AsyncIterator[None]:
-        context = self.execution_context.context
-        document = self.execution_context.graphql_document
-        operation = _operation(document, self.execution_context.operation_name)
-        if not isinstance(context, Context) or document is None or operation is None:
-            yield
-            return
-        model = self.config.model(self.execution_context.schema._schema)
-        variables = coerce_variables(model, operation, self.execution_context.variables)
+    async def begin(
+        self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
+        raw_variables: dict[str, Any] | None,
+    ) -> None:
+        """Price and charge; raises the `GraphQLError` to answer with when the operation may not run."""
+        model = self.config.model(schema)
+        variables = coerce_variables(model, operation, raw_variables) if operation.variable_definitions else {}
         if variables is None:  # graphql-core refuses the variables before any resolver runs
-            yield
             return
-        self.requested = requested_cost(model, document, operation, variables)
-        bucket = self.bucket = self._bucket(context)
+        known = self._known(operation, raw_variables)
+        if known.requested is None:
+            known.requested = requested_cost(model, document, operation, variables)
+        requested = self.requested = known.requested
+        bucket = self.bucket = self._bucket()
         limit = min(self.config.max_cost, bucket.policy.capacity)
-        if self.requested > limit:
-            at_least = "at least " if self.requested == MAX_COST else ""
-            raise limit_error(QueryTooComplex, f"The query costs {at_least}{self.requested}", limit, self.requested)
-        charge = await self.config.limiter.charge(bucket, self.requested)
+        if requested > limit:
+            at_least = "at least " if requested == MAX_COST else ""
+            raise limit_error(QueryTooComplex, f"The query costs {at_least}{requested}", limit, requested)
+        charge = await self.config.limiter.charge(bucket, requested)
         self.verdict = charge.verdict
         if not charge.verdict.allowed:
-            raise self._refused(context, charge.verdict, unavailable=charge.unavailable)
-        set_rate_limit_status(context, _status(charge.verdict, self.requested))
-        yield
-        if operation.operation == OperationType.SUBSCRIPTION:
-            return  # charged once, when it starts
-        result = self.execution_context.result
-        data = getattr(result, "data", None)
-        self.actual = actual_cost(model, document, operation, variables, data)
-        self.refund = max(0, self.requested - self.actual)
-        self.config.limiter.refund(bucket, self.refund)
+            raise self._refused(charge.verdict, unavailable=charge.unavailable)
+        set_rate_limit_status(self.context, _status(charge.verdict, requested))
+        if operation.operation != OperationType.SUBSCRIPTION:  # charged once, when it starts
+            self._counting = (model, document, operation, variables, known)
 
-    async def get_results(self) -> dict[str, Any]:
-        context = self.execution_context.context
-        if not isinstance(context, Context):
-            return {}
+    def settle(self, data: Mapping[str, Any] | None) -> None:
+        """Count what the result cost and refund the rest of the charge."""
+        if self._counting is None or self.bucket is None or self.requested is None:
+            return
+        model, document, operation, variables, known = self._counting
+        self.actual = actual_cost(model, document, operation, variables, data, known.counting_plans)
+        self.refund = max(0, self.requested - self.actual)
+        self.config.limiter.refund(self.bucket, self.refund)
+
+    async def report(self) -> dict[str, Any]:
+        """`extensions.cost`; also leaves the `RateLimit` header fields for the transport."""
         if self.verdict is None:
             # Nothing was charged (the request stopped before execution): read the bucket.
-            self.bucket = self.bucket or self._bucket(context)
+            self.bucket = self.bucket or self._bucket()
             self.verdict = (await self.config.limiter.charge(self.bucket, 0)).verdict
         verdict = self.verdict
         available = min(verdict.policy.capacity, math.floor(verdict.available + self.refund))
-        headers = context.extras.setdefault(RESPONSE_HEADERS, {})
+        headers = self.context.extras.setdefault(RESPONSE_HEADERS, {})
         if isinstance(headers, dict):
             headers.update(rate_limit_headers(verdict, available))
         return {"cost": {
@@ -117,11 +132,27 @@ class CostLimit(SchemaExtension):
             },
         }}
 
-    def _bucket(self, context: Context) -> Bucket:
-        address = context.extras.get(CLIENT_ADDRESS)
-        return self.config.limiter.bucket(context.viewer, address if isinstance(address, str) else None)
+    def _known(self, operation: OperationDefinitionNode, raw_variables: dict[str, Any] | None) -> _Known:
+        """What is known of this operation with these variables: remembered in a cached document's memo."""
+        memo = self.context.extras.get(self.config.document_memo) if self.config.document_memo else None
+        key = _price_key(operation, raw_variables)
+        if not isinstance(memo, dict) or key is None:
+            return _Known()
+        known = memo.get(key)
+        if isinstance(known, _Known):
+            return known
+        known = _Known()
+        remembered = memo.setdefault(_PRICES, [0])
+        if remembered[0] < _MAX_PRICES_PER_DOCUMENT:  # variables are the client's: bound what they can store
+            remembered[0] += 1
+            memo[key] = known
+        return known
 
-    def _refused(self, context: Context, verdict: Verdict, *, unavailable: bool) -> GraphQLError:
+    def _bucket(self) -> Bucket:
+        address = self.context.extras.get(CLIENT_ADDRESS)
+        return self.config.limiter.bucket(self.context.viewer, address if isinstance(address, str) else None)
+
+    def _refused(self, verdict: Verdict, *, unavailable: bool) -> GraphQLError:
         assert self.requested is not None
         if unavailable:
             retry_after = 1
@@ -130,12 +161,40 @@ class CostLimit(SchemaExtension):
             retry_after = verdict.retry_after(self.requested)
             message = (f"This query costs {self.requested} and {math.floor(verdict.available)} of "
                        f"{verdict.policy.capacity} points are available; retry in {retry_after} s.")
-        context.extras[RESPONSE_STATUS] = 503 if unavailable else 429
-        headers = context.extras.setdefault(RESPONSE_HEADERS, {})
+        extras = self.context.extras
+        extras[RESPONSE_STATUS] = 503 if unavailable else 429
+        headers = extras.setdefault(RESPONSE_HEADERS, {})
         if isinstance(headers, dict):
             headers["Retry-After"] = str(retry_after)
         return GraphQLError(message, original_error=RateLimited(message, retry_after=retry_after),
                             extensions={"retryAfter": retry_after})
+
+
+class CostLimit(SchemaExtension):
+    def __init__(self, config: CostLimitConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.charge: CostCharge | None = None
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        operation = _operation(document, execution.operation_name)
+        if not isinstance(context, Context) or document is None or operation is None:
+            yield
+            return
+        charge = self.charge = CostCharge(self.config, context)
+        await charge.begin(execution.schema._schema, document, operation, execution.variables)
+        yield
+        charge.settle(getattr(execution.result, "data", None))
+
+    async def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if not isinstance(context, Context):
+            return {}
+        charge = self.charge or CostCharge(self.config, context)
+        return await charge.report()
 
 
 def rate_limit_headers(verdict: Verdict, available: int) -> dict[str, str]:
@@ -150,6 +209,31 @@ def rate_limit_headers(verdict: Verdict, available: int) -> dict[str, str]:
         "RateLimit-Policy": f'"{policy.name}";q={policy.capacity};w={policy.window}',
         "RateLimit": f'"{policy.name}";r={max(0, available)};t={full_in}',
     }
+
+
+@dataclass(slots=True)
+class _Known:
+    """An operation's price with some variables, and the plans for counting its actual cost."""
+
+    requested: int | None = None
+    counting_plans: CountingPlans = field(default_factory=dict)
+
+
+_PRICES = "prices remembered"
+_MAX_PRICES_PER_DOCUMENT = 32
+_MAX_VARIABLES_KEY_BYTES = 512
+
+
+def _price_key(operation: OperationDefinitionNode, raw_variables: dict[str, Any] | None) -> Hashable | None:
+    """What an operation's price depends on besides the document; None when not worth remembering."""
+    name = operation.name.value if operation.name else None
+    if not operation.variable_definitions:
+        return ("price", name, b"")
+    try:
+        encoded = orjson.dumps(raw_variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    return ("price", name, encoded) if len(encoded) <= _MAX_VARIABLES_KEY_BYTES else None
 
 
 def _operation(document: DocumentNode | None, name: str | None) -> OperationDefinitionNode | None:

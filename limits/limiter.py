@@ -16,6 +16,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits.buckets import Buckets, BucketsUnavailable, Policy, Verdict
 from resolvers.context import Viewer
@@ -45,6 +46,7 @@ class Charge:
     unavailable: bool = False
 
 
+@lru_cache(maxsize=4096)  # parsing an address is a few µs, and callers come back
 def client_network(address: str | None) -> str:
     if not address:
         return "unknown"

@@ -12,6 +12,9 @@ own validation. An extension that validates while entering its hook (Strawberry'
 extension validate instead, after the limits, with such an LRU cache of its own; with an extension
 that only serves already-validated documents (a document cache by hash), leave it at None. List
 `QueryLimits` before `ParserCache`: its token limit applies while parsing.
+
+With a document cache that leaves a per-document memo in `context.extras` (`document_memo`, the
+key), a cached document's shape is measured once per operation name instead of on every request.
 """
 
 from __future__ import annotations
@@ -79,11 +82,25 @@ def limit_error(kind: type[DomainError], text: str, limit: int, found: int | Non
 class QueryLimitsConfig:
     """Built once per app; every request's `QueryLimits` shares it (and its validation cache)."""
 
-    def __init__(self, limits: StaticLimits, *, validation_cache_size: int | None = None) -> None:
+    def __init__(
+        self, limits: StaticLimits, *, validation_cache_size: int | None = None, document_memo: str | None = None,
+    ) -> None:
         self.limits = limits
         self.validate: Validate | None = (
             lru_cache(maxsize=validation_cache_size)(validate_document) if validation_cache_size else None
         )
+        self.document_memo = document_memo
+
+    def shape(self, context: Any, document: DocumentNode, operation_name: str | None) -> Shape:
+        """`measure`, once per operation of a cached document (its memo is in `context.extras`)."""
+        memo = _memo(context, self.document_memo)
+        if memo is None:
+            return measure(document, operation_name)
+        key = ("shape", operation_name)
+        shape = memo.get(key)
+        if not isinstance(shape, Shape):
+            shape = memo[key] = measure(document, operation_name)
+        return shape
 
 
 class QueryLimits(SchemaExtension):
@@ -119,7 +136,8 @@ class QueryLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            violation = self.config.limits.violation(measure(document, context.operation_name))
+            violation = self.config.limits.violation(
+                self.config.shape(context.context, document, context.operation_name))
             if violation is not None:
                 context.pre_execution_errors = [violation]  # Strawberry then skips validation
             elif self.config.validate is not None:
@@ -137,6 +155,13 @@ class QueryLimits(SchemaExtension):
         if found > cap:
             return limit_error(QueryTooComplex, f"The query has more than {cap} tokens", limit, None)
         return limit_error(QueryTooComplex, f"The query has {found} tokens", limit, found)
+
+
+def _memo(context: Any, key: str | None) -> dict[Any, object] | None:
+    """The memo a document cache left for this request's document (`context.extras[key]`), if any."""
+    extras = getattr(context, "extras", None)
+    memo = extras.get(key) if key is not None and isinstance(extras, dict) else None
+    return memo if isinstance(memo, dict) else None
 
 
 def _count_tokens(query: str, up_to: int) -> int:

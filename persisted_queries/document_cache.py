@@ -15,9 +15,12 @@ takes about a hundred times its source in memory and anyone can send a new text.
 This replaces Strawberry's ParserCache + ValidationCache, which key by text and share cached
 validation errors between concurrent requests.
 
-Whatever else is derived from a valid document alone (or from it and a few request values, such as
-a static cost per variables shape) can live as long as the document does: the extension leaves the
-entry's `derived` dict at `context.extras[DOCUMENT_MEMO]` once the document is known to be valid.
+Whatever else is derived from a cached document alone (or from it and a few request values, such as
+its shape per operation name or its static cost per variables) can live as long as the document
+does: the extension leaves the entry's `derived` dict at `context.extras[DOCUMENT_MEMO]` as soon as
+it hands out a cached document (before validation: the static limits measure it first), and for a
+new one once it is known to be valid. Facts that hold only for a valid document must be derived
+after validation (execution plans, prices).
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class CachedDocuments(SchemaExtension):
             self._entry = self.cache.get(self._sha256)
             if self._entry is not None:
                 context.graphql_document = self._entry.document
+                _share_memo(context.context, self._entry)
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -101,7 +105,6 @@ class CachedDocuments(SchemaExtension):
         rules = context.validation_rules
         if self._entry is not None and context.pre_execution_errors is None and rules in self._entry.valid_under:
             context.pre_execution_errors = []  # Strawberry skips validation when errors are already set
-            _share_memo(context.context, self._entry)
             yield
             return
         yield

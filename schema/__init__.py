@@ -10,12 +10,16 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.execution.middleware import MiddlewareManager
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.documents import DocumentMutations
 from schema.errors import shape_errors
 from schema.execution import BatchedExecutor
+from schema.extension_runner import LeanExtensionsRunner
 from schema.query import Query as CoreQuery
 from schema.realtime import CollaborationMutations, CollaborationQueries, Subscription
 from schema.scalars import SCALARS
@@ -35,12 +39,25 @@ class Mutation(TaskMutations, DocumentMutations, CollaborationMutations, UserMut
     pass
 
 
+_NO_MIDDLEWARE = MiddlewareManager()
+
+
 class TandemSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Replaces Strawberry's default (log every error, domain errors included): shape_errors logs
         # only the unexpected ones, with the request id, and masks them.
         context = execution_context.context if execution_context else None
         shape_errors(errors, getattr(context, "request_id", "-"))
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
+
+    def _get_middleware_manager(self, extensions: list[SchemaExtension]) -> MiddlewareManager:
+        # Strawberry builds a manager per request; with no field-level extension it is always empty.
+        resolving = [extension for extension in extensions if extension._implements_resolve()]
+        return MiddlewareManager(*resolving) if resolving else _NO_MIDDLEWARE
 
 
 def build_schema(

@@ -1,0 +1,170 @@
+"""Runs schema extension hooks the way Strawberry's runner does, for a fraction of the cost.
+
+Strawberry's `SchemaExtensionsRunner` inspects every extension again for every phase of every
+request (four phases, `inspect.isgeneratorfunction` and friends on each hook) and wraps each hook
+in a `contextlib` context manager inside an `ExitStack`: about 100 µs of a ~400 µs `{ __typename }`
+request on the bench machine (measured). Here the kind of each hook is decided once per extension
+class, and hooks are driven directly: a generator hook is advanced to its `yield` on the way in and
+resumed (or has the exception thrown into it) on the way out, innermost first, exactly as nested
+`with` blocks would. Hooks that are plain functions or coroutine functions run on the way in.
+
+Only the per-phase context managers are replaced; results and streamed-result hooks stay Strawberry's.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator
+from enum import Enum
+from types import TracebackType
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
+
+
+class _Kind(Enum):
+    GENERATOR = 1
+    ASYNC_GENERATOR = 2
+    FUNCTION = 3
+    COROUTINE_FUNCTION = 4
+
+
+_KINDS: dict[tuple[type[SchemaExtension], str], _Kind | None] = {}
+
+
+def _kind(extension_class: type[SchemaExtension], hook_name: str) -> _Kind | None:
+    """How a class's hook runs, or None when it keeps SchemaExtension's empty one; decided once per class."""
+    key = (extension_class, hook_name)
+    if key in _KINDS:
+        return _KINDS[key]
+    hook = getattr(extension_class, hook_name)
+    kind: _Kind | None
+    if hook is getattr(SchemaExtension, hook_name):
+        kind = None
+    elif inspect.isgeneratorfunction(hook):
+        kind = _Kind.GENERATOR
+    elif inspect.isasyncgenfunction(hook):
+        kind = _Kind.ASYNC_GENERATOR
+    elif inspect.iscoroutinefunction(hook):
+        kind = _Kind.COROUTINE_FUNCTION
+    elif callable(hook):
+        kind = _Kind.FUNCTION
+    else:
+        raise ValueError(f"Hook {hook_name} on {extension_class} must be callable, received {hook!r}")
+    _KINDS[key] = kind
+    return kind
+
+
+class _Phase:
+    """One phase (`on_operation`, `on_parse`, ...) over a request's extensions, entered once."""
+
+    __slots__ = ("extensions", "hook_name", "started")
+
+    def __init__(self, extensions: list[SchemaExtension], hook_name: str) -> None:
+        self.extensions = extensions
+        self.hook_name = hook_name
+        self.started: list[Generator[Any, None, None] | AsyncGenerator[Any, None]] = []
+
+    async def __aenter__(self) -> None:
+        name = self.hook_name
+        for extension in self.extensions:
+            kind = _kind(type(extension), name)
+            if kind is None:
+                continue
+            hook: Callable[[], Any] = getattr(extension, name)
+            if kind is _Kind.GENERATOR:
+                generator = hook()
+                next(generator)
+                self.started.append(generator)
+            elif kind is _Kind.ASYNC_GENERATOR:
+                agenerator = hook()
+                await agenerator.__anext__()
+                self.started.append(agenerator)
+            elif kind is _Kind.COROUTINE_FUNCTION:
+                await hook()
+            else:
+                hook()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        pending = exc
+        while self.started:
+            generator = self.started.pop()
+            try:
+                if isinstance(generator, Generator):
+                    if pending is None:
+                        next(generator)
+                    else:
+                        generator.throw(pending)
+                elif pending is None:
+                    await generator.__anext__()
+                else:
+                    await generator.athrow(pending)
+            except (StopIteration, StopAsyncIteration):
+                pending = None  # finished; with an exception thrown in, that means it handled it
+            except BaseException as raised:  # noqa: BLE001 - handed on to the next hook out, as `with` does
+                pending = raised
+            else:
+                pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
+        if pending is None:
+            return exc is not None  # suppressed (or there was nothing to suppress)
+        if pending is exc:
+            return False
+        raise pending
+
+    def __enter__(self) -> None:
+        for extension in self.extensions:
+            kind = _kind(type(extension), self.hook_name)
+            if kind is None:
+                continue
+            if kind in (_Kind.ASYNC_GENERATOR, _Kind.COROUTINE_FUNCTION):
+                raise RuntimeError(
+                    f"SchemaExtension hook {extension}.{self.hook_name} failed to complete synchronously."
+                )
+            hook: Callable[[], Any] = getattr(extension, self.hook_name)
+            if kind is _Kind.GENERATOR:
+                generator = hook()
+                next(generator)
+                self.started.append(generator)
+            else:
+                hook()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        pending = exc
+        while self.started:
+            generator = self.started.pop()
+            assert isinstance(generator, Generator)
+            try:
+                if pending is None:
+                    next(generator)
+                else:
+                    generator.throw(pending)
+            except StopIteration:
+                pending = None
+            except BaseException as raised:  # noqa: BLE001 - handed on, as `with` does
+                pending = raised
+            else:
+                pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
+        if pending is None:
+            return exc is not None
+        if pending is exc:
+            return False
+        raise pending
+
+
+class LeanExtensionsRunner(SchemaExtensionsRunner):
+    def operation(self) -> Any:
+        return _Phase(self.extensions, "on_operation")
+
+    def validation(self) -> Any:
+        return _Phase(self.extensions, "on_validate")
+
+    def parsing(self) -> Any:
+        return _Phase(self.extensions, "on_parse")
+
+    def executing(self) -> Any:
+        return _Phase(self.extensions, "on_execute")
