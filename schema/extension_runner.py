@@ -104,7 +104,7 @@ class _Phase:
                     await generator.athrow(pending)
             except (StopIteration, StopAsyncIteration):
                 pending = None  # finished; with an exception thrown in, that means it handled it
-            except BaseException as raised:  # noqa: BLE001 - handed on to the next hook out, as `with` does
+            except BaseException as raised:  # handed on to the next hook out, as `with` does
                 pending = raised
             else:
                 pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
@@ -145,7 +145,7 @@ class _Phase:
                     generator.throw(pending)
             except StopIteration:
                 pending = None
-            except BaseException as raised:  # noqa: BLE001 - handed on, as `with` does
+            except BaseException as raised:  # handed on, as `with` does
                 pending = raised
             else:
                 pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
