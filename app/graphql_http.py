@@ -7,6 +7,7 @@
   executed; legacy `application/json` (always 200 once the request is well-formed) otherwise.
 - Persisted queries happen in one step before execution, `_resolve_operation`: `query`,
   `extensions.persistedQuery` (APQ) or `documentId` become the text to run (`app/persisted.py`).
+  A document already known to be valid then runs the short way (`app/prepared.py`).
   GET answers carry `ETag`/`Cache-Control` (`app/http_cache.py`).
 - A POST body may be a JSON array of requests (a batch, at most `max_batch_operations`): they run in
   order, each on its own context and charged on its own, and the answer is the array of their
@@ -32,6 +33,7 @@ from app.context import ContextFactory
 from app.http_cache import cache_get_response
 from app.metrics import Metrics
 from app.persisted import PersistedQueries
+from app.prepared import PreparedOperations
 from app.request_id import current_request_id
 from auth.authenticate import bearer_challenge
 from auth.revocation import RevocationUnavailable
@@ -116,8 +118,10 @@ class GraphQLHTTP:
         graphiql: Callable[[], Response] | None,
         get_max_age: int = 0,
         max_batch_operations: int = 0,
+        prepared: PreparedOperations | None = None,
     ) -> None:
         self.schema = schema
+        self.prepared = prepared
         self.context_factory = context_factory
         self.metrics = metrics
         self.persisted = persisted
@@ -241,11 +245,16 @@ class GraphQLHTTP:
             raise RequestError(503, str(exc), "INTERNAL_SERVER_ERROR", headers={"Retry-After": "5"}) from None
         context.extras[CLIENT_ADDRESS] = request.client.host if request.client else None
         operation = await self._resolve_operation(params, context)
+        prepared = self.prepared.find(operation.sha256, operation_name) if self.prepared is not None else None
         try:
-            result = await self.schema.execute(
-                operation.query, variable_values=variables, context_value=context,
-                operation_name=operation_name, allowed_operation_types=allowed,
-            )
+            if prepared is not None:
+                assert self.prepared is not None
+                result = await self.prepared.run(prepared, context, variables, operation_name, allowed)
+            else:
+                result = await self.schema.execute(
+                    operation.query, variable_values=variables, context_value=context,
+                    operation_name=operation_name, allowed_operation_types=allowed,
+                )
         except InvalidOperationTypeError as exc:
             if exc.operation_type == OperationType.MUTATION:
                 raise RequestError(405, "Mutations need POST.", headers={"Allow": "POST"}) from None

@@ -32,6 +32,8 @@ class AppLimits:
     extensions: list[Any]
     limiter: Limiter | None
     websocket: WebSocketLimiter
+    static: StaticLimits | None = None  # what the extensions apply, for app/prepared.py
+    cost: CostLimitConfig | None = None
 
 
 def _policy(name: str, tier: RateTier) -> Policy:
@@ -77,4 +79,4 @@ def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> A
         max_root_fields=settings.max_root_fields,
     ), document_memo=DOCUMENT_MEMO)
     cost = CostLimitConfig(limiter, max_cost=settings.max_query_cost, document_memo=DOCUMENT_MEMO)
-    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter, websocket)
+    return AppLimits([lambda: QueryLimits(static), lambda: CostLimit(cost)], limiter, websocket, static.limits, cost)

@@ -23,6 +23,7 @@ from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import Edge
 from app.persisted import PersistedQueries
+from app.prepared import PreparedOperations
 from app.realtime import build_realtime, ticket_store
 from app.request_id import current_request_id
 from app.rest_layer import build_rest_layer, url_policy
@@ -82,19 +83,24 @@ def create_app(settings: Settings) -> Starlette:
     tickets = ticket_store(settings, redis)
     sockets = Sockets()
 
+    tracing = tracing_extensions(settings)
     schema = build_schema(extensions=[
         *query_limits.extensions,  # first: the token limit applies while parsing
         FreshPerOperation,
-        *tracing_extensions(settings),
+        *tracing,
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
     ], production=settings.production, batched_execution=settings.batched_execution, document_memo=DOCUMENT_MEMO)
     context_factory = ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
                                      url_policy=url_policy(settings), realtime=realtime, reads=reads)
+    # Known documents skip the extension pipeline, unless tracing wants to see every phase.
+    prepared = None if tracing or not settings.prepared_operations else PreparedOperations(
+        schema, persisted.documents, static_limits=query_limits.static, cost=query_limits.cost)
     graphql = GraphQLHTTP(
         schema,
         context_factory,
         metrics,
         persisted,
+        prepared=prepared,
         max_body_bytes=settings.max_body_bytes,
         max_batch_operations=settings.max_batch_operations,
         graphiql=(lambda: graphiql_page(oauth_client_id=settings.graphiql_client_id))
@@ -173,6 +179,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.revocations = revocations
     app.state.schema = schema
     app.state.persisted = persisted
+    app.state.prepared = prepared
     app.state.limits = query_limits  # .websocket: the limits for the subscription endpoint
     app.state.rest = rest_layer
     app.state.realtime = realtime

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Queries run breadth-first by schema/execution.py (graphql-core for what it does not take); false:
     # graphql-core's executor for everything, e.g. to rule the batched executor out when debugging.
     batched_execution: bool = True
+    # Documents already known to be valid skip Strawberry's extension pipeline over HTTP (app/prepared.py),
+    # with the same answers; false: every request takes `schema.execute` (off when tracing anyway).
+    prepared_operations: bool = True
     # Persisted queries (README "Persisted queries"). None: the manifests shipped in `persisted_queries/`.
     persisted_queries_dir: Path | None = None
     persisted_queries_reload_seconds: float = 5.0

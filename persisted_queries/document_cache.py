@@ -62,6 +62,13 @@ class DocumentCache:
         self._count(found is not None)
         return found
 
+    def peek(self, sha256: str) -> CachedDocument | None:
+        """`get` without counting a hit or a miss: the caller counts `hit()` if it uses the entry."""
+        return self._pinned.get(sha256) or self._recent.get(sha256)
+
+    def hit(self) -> None:
+        self._count(True)
+
     def pin(self, documents: Mapping[str, DocumentNode]) -> None:
         """Make these (the trusted documents) the pinned set; keeps what was learnt about unchanged ones."""
         self._pinned = {

@@ -5,8 +5,9 @@ request (four phases, `inspect.isgeneratorfunction` and friends on each hook) an
 in a `contextlib` context manager inside an `ExitStack`: about 100 µs of a ~400 µs `{ __typename }`
 request on the bench machine (measured). Here the kind of each hook is decided once per extension
 class, and hooks are driven directly: a generator hook is advanced to its `yield` on the way in and
-resumed (or has the exception thrown into it) on the way out, innermost first, exactly as nested
-`with` blocks would. Hooks that are plain functions or coroutine functions run on the way in.
+resumed (or has the exception thrown into it) on the way out, innermost first, as an `ExitStack`
+would. Hooks that are plain functions or coroutine functions run on the way in. As with Strawberry's
+runner, a hook that swallows an error hides it from the hooks outside it but not from the caller.
 
 Only the per-phase context managers are replaced; results and streamed-result hooks stay Strawberry's.
 """
@@ -17,7 +18,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
@@ -88,7 +89,7 @@ class _Phase:
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         pending = exc
         while self.started:
             generator = self.started.pop()
@@ -103,15 +104,13 @@ class _Phase:
                 else:
                     await generator.athrow(pending)
             except (StopIteration, StopAsyncIteration):
-                pending = None  # finished; with an exception thrown in, that means it handled it
+                pending = None  # finished; with an exception thrown in, it swallowed it
             except BaseException as raised:  # handed on to the next hook out, as `with` does
                 pending = raised
             else:
                 pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
-        if pending is None:
-            return exc is not None  # suppressed (or there was nothing to suppress)
-        if pending is exc:
-            return False
+        if pending is None or pending is exc:
+            return False  # a hook that swallows the error spares the hooks outside it, not the caller (as Strawberry)
         raise pending
 
     def __enter__(self) -> None:
@@ -133,7 +132,7 @@ class _Phase:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         pending = exc
         while self.started:
             generator = self.started.pop()
@@ -149,9 +148,7 @@ class _Phase:
                 pending = raised
             else:
                 pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
-        if pending is None:
-            return exc is not None
-        if pending is exc:
+        if pending is None or pending is exc:
             return False
         raise pending
 
