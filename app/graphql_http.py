@@ -19,12 +19,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
@@ -67,8 +69,13 @@ class RequestError(Exception):
 
 
 def _media_type(request: Request) -> str:
+    return _media_type_for(request.headers.get("accept", ""))
+
+
+@lru_cache(maxsize=256)  # clients send the same few `Accept` values over and over
+def _media_type_for(accept: str) -> str:
     """The spec's media type when the client accepts it (q > 0); legacy JSON otherwise."""
-    for item in request.headers.get("accept", "").split(","):
+    for item in accept.split(","):
         mime, *params = (part.strip() for part in item.split(";"))
         if mime.lower() != GRAPHQL_RESPONSE:
             continue
@@ -129,6 +136,11 @@ class GraphQLHTTP:
         self.graphiql = graphiql
         self.get_max_age = get_max_age
         self.max_batch_operations = max_batch_operations
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An ASGI app of its own: Starlette's per-endpoint wrapper would add a layer to every request."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         media_type = _media_type(request)
@@ -221,12 +233,12 @@ class GraphQLHTTP:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
-        body = bytearray()
+        body = b""
         async for chunk in request.stream():
-            body += chunk
+            body += chunk  # one chunk, nearly always: nothing is copied then
             if len(body) > self.max_body_bytes:
                 raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
-        return bytes(body)
+        return body
 
     async def _execute(
         self, request: Request, params: dict[str, Any], allowed: set[OperationType], media_type: str

@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> Starlette:
         revocation_check_seconds=settings.ws_revocation_check_seconds,
     )
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/graphql", graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         WebSocketRoute("/graphql", graphql_ws),
         Route("/graphql/stream", GraphQLStream(schema, context_factory, persisted), methods=["POST"]),
         *ws_tickets.routes(authenticator.identify, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),

@@ -80,11 +80,11 @@ class _Price:
 
 def root_type(model: CostModel, operation: OperationDefinitionNode) -> GraphQLObjectType | None:
     schema = model.schema
-    return {
-        OperationType.QUERY: schema.query_type,
-        OperationType.MUTATION: schema.mutation_type,
-        OperationType.SUBSCRIPTION: schema.subscription_type,
-    }.get(operation.operation)
+    if operation.operation == OperationType.QUERY:
+        return schema.query_type
+    if operation.operation == OperationType.MUTATION:
+        return schema.mutation_type
+    return schema.subscription_type
 
 
 def coerce_variables(

@@ -18,9 +18,10 @@ header fields (draft-ietf-httpapi-ratelimit-headers) through the context's `extr
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Hashable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -107,7 +108,9 @@ class CostCharge:
         if self._counting is None or self.bucket is None or self.requested is None:
             return
         model, document, operation, variables, known = self._counting
-        self.actual = actual_cost(model, document, operation, variables, data, known.counting_plans)
+        # Asking for nothing priced (`{ __typename }`) cannot have used anything: no need to count.
+        self.actual = actual_cost(model, document, operation, variables, data, known.counting_plans) \
+            if self.requested else 0
         self.refund = max(0, self.requested - self.actual)
         self.config.limiter.refund(self.bucket, self.refund)
 
@@ -243,12 +246,13 @@ def _operation(document: DocumentNode | None, name: str | None) -> OperationDefi
     return found[0] if len(found) == 1 else None
 
 
-def _status(verdict: Verdict, cost: int) -> RateLimitStatus:
-    return RateLimitStatus(
+def _status(verdict: Verdict, cost: int) -> Callable[[], RateLimitStatus]:
+    charged_at = time.time()
+    return lambda: RateLimitStatus(
         tier=verdict.policy.name,
         limit=verdict.policy.capacity,
         remaining=math.floor(verdict.available),
         restore_rate=verdict.policy.restore_rate,
         cost=cost,
-        reset_at=datetime.now(UTC) + timedelta(seconds=verdict.full_in),
+        reset_at=datetime.fromtimestamp(charged_at + verdict.full_in, UTC),
     )

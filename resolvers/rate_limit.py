@@ -6,6 +6,7 @@ verdict in the context; reading it here costs nothing more. Without a limiter th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,10 +25,13 @@ class RateLimitStatus:
     reset_at: datetime  # when the bucket will be full again
 
 
-def set_rate_limit_status(ctx: Context, status: RateLimitStatus) -> None:
+def set_rate_limit_status(ctx: Context, status: Callable[[], RateLimitStatus]) -> None:
+    """Made only if `Query.rateLimit` asks (few requests do; the date costs a few µs)."""
     ctx.extras[_KEY] = status
 
 
 def rate_limit_status(ctx: Context) -> RateLimitStatus | None:
     status = ctx.extras.get(_KEY)
+    if callable(status):
+        status = ctx.extras[_KEY] = status()
     return status if isinstance(status, RateLimitStatus) else None
