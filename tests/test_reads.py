@@ -87,3 +87,23 @@ async def test_timestamps_read_back_as_aware_utc(sqlite_template: Path, tmp_path
     assert rows["no fraction"].due_at == datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     assert rows["none"].due_at is None
     assert rows["ours"].created_at.tzinfo is UTC
+
+
+async def test_a_lookup_sees_what_was_committed_since_the_last_one(sqlite_template: Path, tmp_path: Path) -> None:
+    """The lookups' connection stays open between lookups: it must never keep reading an old snapshot."""
+    path, url = _database(sqlite_template, tmp_path)
+    reads = SQLiteReads(url)
+    ada = select(User.__table__).where(User.email == "a@example.test")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert [row.name for row in await reads.lookup(ada)] == ["Ada"]
+        writer.execute("UPDATE users SET name = 'Ada Lovelace'")
+        assert [row.name for row in await reads.lookup(ada)] == ["Ada Lovelace"]
+        writer.execute("BEGIN IMMEDIATE")  # a writer mid-transaction blocks no reader (WAL)
+        writer.execute("UPDATE users SET name = 'Countess'")
+        assert [row.name for row in await reads.lookup(ada)] == ["Ada Lovelace"]
+        writer.execute("COMMIT")
+        assert [row.name for row in await reads.lookup(ada)] == ["Countess"]
+    finally:
+        writer.close()
+        await reads.close()
