@@ -68,6 +68,7 @@ class RevocationReplica:
         self._revoked: dict[str, float] = {}  # name -> time.monotonic() at which its key expires
         self._trusted_until = 0.0  # memory answers until then; every PONG moves it on
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0  # attempts to get in sync that failed since it last was
 
     @property
     def in_sync(self) -> bool:
@@ -112,19 +113,15 @@ class RevocationReplica:
             self._revoked[name] = expires
 
     async def _follow_forever(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._follow()
             except (RedisError, OSError, ReplicaOutOfSync) as exc:
                 self._trusted_until = 0.0
-                failures += 1
+                self._failures += 1
                 # Once per outage, not every retry: the fallback (EXISTS per request) logs its own failures.
-                report = log.warning if failures == 1 else log.debug
+                report = log.warning if self._failures == 1 else log.debug
                 report("revocation replica out of sync (%s); checking Redis per request until it resyncs", exc)
-            else:
-                failures = 0
-            self._trusted_until = 0.0
             await asyncio.sleep(self.retry_seconds)
 
     async def _follow(self) -> None:
@@ -136,6 +133,7 @@ class RevocationReplica:
             await pubsub.ping()
             await self._read_until(pubsub, "pong")  # applies what was published during the load
             self._trusted_until = time.monotonic() + self.stale_after_seconds
+            self._failures = 0
             log.info("revocation replica in sync: %d revoked ids in memory", len(self._revoked))
             await self._keep_following(pubsub)
         finally:
