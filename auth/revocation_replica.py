@@ -68,6 +68,9 @@ class RevocationReplica:
         self._revoked: dict[str, float] = {}  # name -> time.monotonic() at which its key expires
         self._trusted_until = 0.0  # memory answers until then; every PONG moves it on
         self._task: asyncio.Task[None] | None = None
+        # Loops stop on this as well as on cancellation: redis-py's get_message(timeout=...) can turn a
+        # cancellation that meets its read timeout into "no message", and the task would carry on.
+        self._closing = False
         self._failures = 0  # attempts to get in sync that failed since it last was
 
     @property
@@ -99,12 +102,13 @@ class RevocationReplica:
             self._task = asyncio.create_task(self._follow_forever(), name="tandem-revocation-replica")
 
     async def close(self) -> None:
-        self._trusted_until = 0.0
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._trusted_until = 0.0
         await self._listener.aclose()
 
     def _remember(self, name: str, ttl_seconds: float) -> None:
@@ -113,11 +117,13 @@ class RevocationReplica:
             self._revoked[name] = expires
 
     async def _follow_forever(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._follow()
             except (RedisError, OSError, ReplicaOutOfSync) as exc:
                 self._trusted_until = 0.0
+                if self._closing:
+                    return
                 self._failures += 1
                 # Once per outage, not every retry: the fallback (EXISTS per request) logs its own failures.
                 report = log.warning if self._failures == 1 else log.debug
@@ -143,7 +149,7 @@ class RevocationReplica:
     async def _keep_following(self, pubsub: PubSub) -> None:
         pinged = last_pong = time.monotonic()
         prune_at = last_pong + _PRUNE_EVERY_SECONDS
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(timeout=self.heartbeat_seconds)
             now = time.monotonic()
             if message is not None and self._apply(message) == "pong":
@@ -160,7 +166,7 @@ class RevocationReplica:
 
     async def _read_until(self, pubsub: PubSub, kind: str) -> None:
         deadline = time.monotonic() + max(5.0, self.stale_after_seconds)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._closing:
             message = await pubsub.get_message(timeout=self.heartbeat_seconds)
             if message is not None and self._apply(message) == kind:
                 return

@@ -223,3 +223,23 @@ async def test_an_unreadable_message_forces_a_reload(redis_server: PrivateRedis)
             admin.publish(CHANNEL, b"not a revocation")
         await until(lambda: not replica_of(here).in_sync, "the replica to drop its trust", seconds=PROMPTLY)
         await until(lambda: replica_of(here).in_sync, "the replica to reload")
+
+
+async def test_closing_stops_the_replica_even_mid_read(redis_server: PrivateRedis) -> None:
+    """A cancellation that meets get_message's read timeout comes back from redis-py as "no message";
+    the replica must stop anyway, or the app's shutdown waits for it forever."""
+    redis = Redis.from_url(redis_server.url)
+    try:
+        for attempt in range(50):
+            # Reads that time out every 2 ms, so that the cancellation often lands on one.
+            replica = RevocationReplica(redis, redis_server.url, CHANNEL, heartbeat_seconds=0.002)
+            await replica.start()
+            await asyncio.sleep(0.01 + attempt % 5 * 0.005)
+            try:
+                async with asyncio.timeout(2):
+                    await replica.close()
+            except TimeoutError:
+                pytest.fail(f"close() did not return (attempt {attempt})")
+            assert replica.lookup([f"jti:{new_id()}"]) is None
+    finally:
+        await redis.aclose()
