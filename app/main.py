@@ -37,6 +37,7 @@ from auth.oauth.routes import OAuthHTTP
 from auth.oauth.server import ServerConfig
 from auth.oauth.setup import authorization_server
 from auth.revocation import RevocationList
+from auth.revocation_replica import RevocationReplica
 from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
@@ -54,6 +55,14 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
+def revocation_replica(settings: Settings, redis: Redis | None) -> RevocationReplica | None:
+    """With Redis, this process's in-memory copy of the revocation list (no copy needed without)."""
+    if redis is None or settings.redis_url is None:
+        return None
+    # The channel carries the prefix: pub/sub is shared by every database number on a Redis server.
+    return RevocationReplica(redis, settings.redis_url, f"{settings.redis_prefix}oauth:revocations")
+
+
 def create_app(settings: Settings) -> Starlette:
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
@@ -62,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
     tokens = token_service(settings)
     store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
     revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
-                                 fail_open=settings.revocation_fail_open)
+                                 fail_open=settings.revocation_fail_open, replica=revocation_replica(settings, redis))
     external = ExternalIssuers(settings.trusted_issuers)
     authenticator = Authenticator(sessions, tokens, revocations, external)
     oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(
@@ -139,6 +148,7 @@ def create_app(settings: Settings) -> Starlette:
             gc.freeze()
         await rest_layer.start()
         await realtime.start()
+        await revocations.start()  # follows revocations in memory once in sync; until then asks Redis
         try:
             async with persisted.running():  # loads the trusted manifests, then watches them
                 yield
@@ -146,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
             # Subscribers reconnect (to another instance, or to this one once it is back).
             await sockets.close_all(SERVICE_RESTART, "Server restarting")
             await realtime.close()
+            await revocations.close()
             await rest_layer.stop()  # before the engine goes: the worker finishes its writes
             if query_limits.limiter is not None:
                 await query_limits.limiter.aclose()  # sends refunds still waiting

@@ -59,13 +59,15 @@ class Settings(BaseSettings):
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000
     max_string_length: int = 10_000
-    # Redis configured but not answering: accept unexpired tokens unchecked (true), or answer 503 (false).
+    # Redis configured but not answering (and the in-memory copy of the revocation list not in sync):
+    # accept unexpired tokens not known to be revoked (true), or answer 503 (false).
     revocation_fail_open: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     ws_connection_init_timeout_seconds: float = 10.0
-    # How often an open socket looks its token up in the revocation list (one Redis EXISTS).
+    # How often an open socket looks its token up in the revocation list (in memory; one Redis EXISTS
+    # while the in-memory copy is not in sync).
     ws_revocation_check_seconds: float = Field(default=15.0, gt=0)
     # Realtime: Redis key/channel namespace, broker queue per subscriber, update-log compaction, presence.
     redis_prefix: str = "tandem:"

@@ -13,6 +13,9 @@ for 52 points and uses 22). After a check that all three answer the same data, r
 the order (A B C, C B A, ...) so drift hits all alike. Printed: requests/s, p50/p99 latency, the
 server time each request costs over "off" (at saturation, one worker: 1/rate_on - 1/rate_off), and
 the Redis commands per request, an upper bound on round trips (a pipeline is several commands in one).
+The load is signed in, so every request also checks the revocation list: from the server's in-memory
+copy (auth/revocation_replica.py), not in Redis; the copy's own traffic (its heartbeat PINGs, and the
+SUBSCRIBE/SCAN of start-up) does not grow with the load and is reported apart.
 
     .venv/bin/python bench/limits.py                      # about a minute on 2 cores
     .venv/bin/python bench/limits.py --requests 400 --rounds 8 --concurrency 8
@@ -49,6 +52,7 @@ HOST = "127.0.0.1"
 QUERY = "{ viewer { tasks(first: 50) { nodes { id title status } } } }"
 TASKS = 20
 SCRIPT_INNER = {"time", "hmget", "hset", "pexpire"}  # what limits/redis_buckets.py's script calls
+REPLICA = {"ping", "subscribe", "scan", "pttl"}  # the revocation list's copy keeping in sync, not requests
 
 
 def seed(directory: Path) -> tuple[str, str]:
@@ -228,10 +232,13 @@ async def measure(servers: list[Server], token: str, args: argparse.Namespace, r
         served = len(tallies["redis"].latencies)
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         # Commands the Lua script runs inside Redis are counted too; they are not round trips.
-        sent = {k: v for k, v in delta.items() if v and k not in SCRIPT_INNER and k != "info"}
+        sent = {k: v for k, v in delta.items() if v and k not in SCRIPT_INNER | REPLICA and k != "info"}
+        background = {k: v for k, v in delta.items() if v and k in REPLICA}
         total = sum(sent.values())
         detail = ", ".join(f"{k} {v}" for k, v in sorted(sent.items()))
         print(f"redis: {total} commands sent for {served} requests = {total / served:.3f} per request ({detail})")
+        print("redis, the revocation list's copy keeping in sync (whatever the load): "
+              + (", ".join(f"{k} {v}" for k, v in sorted(background.items())) or "nothing"))
     print(f"concurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests per server, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
 

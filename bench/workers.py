@@ -1,11 +1,11 @@
 """One worker against two: `tandem serve --workers N` scaling across cores, with state in Redis.
 
-Two Tandem servers on the same seeded SQLite file and the same Redis (revocation checks and the other
-shared state go through it, as in production): one with one uvicorn worker, one with two. Nothing is
-pinned: the workers may use every core, and so may the load generator, which needs one core's share
-itself. Rounds alternate between the two servers; each serves the dashboard query of
-bench/dashboard.py. Prints requests/s, latency, server CPU per request (all workers together) and the
-throughput ratio two / one worker.
+Two Tandem servers on the same seeded SQLite file and the same Redis (rate limits, the revocation
+list's pub/sub and the other shared state go through it, as in production): one with one uvicorn
+worker, one with two. Nothing is pinned: the workers may use every core, and so may the load
+generator, which needs one core's share itself. Rounds alternate between the two servers; each
+serves the dashboard query of bench/dashboard.py. Prints requests/s, latency, server CPU per request
+(all workers together) and the throughput ratio two / one worker.
 
     .venv/bin/python bench/workers.py                    # about 60 s on 2 cores
     .venv/bin/python bench/workers.py --redis-url redis://127.0.0.1:6379/8 --concurrency 16

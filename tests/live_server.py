@@ -10,21 +10,34 @@ and stops it on exit::
 
 From an async test, `async with LiveServer(app) as server:` does the same without blocking the
 test's event loop while uvicorn starts and stops.
+
+`server_processes(env, count)` starts real server processes instead (`uvicorn
+app.main:app_from_environment --factory`, as `tandem serve --workers N` runs them), for tests where
+instances must share nothing but the database and Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
 _HOST = "127.0.0.1"
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 class LiveServer:
@@ -115,3 +128,48 @@ class LiveServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def server_processes(env: dict[str, str], count: int, *, startup_timeout: float = 60) -> Iterator[list[str]]:
+    """`count` server processes configured by `env` (`TANDEM_*`, on top of this process's environment),
+    each answering `/healthz`; yields their base URLs and stops them afterwards."""
+    ports = [_free_port() for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory",
+             "--host", _HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"],
+            cwd=_ROOT, env={**os.environ, **env},
+        )
+        for port in ports
+    ]
+    urls = [f"http://{_HOST}:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + startup_timeout
+        for url, process in zip(urls, processes, strict=True):
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"the server on {url} exited with {process.returncode}", pytrace=False)
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server on {url} did not start within {startup_timeout} s", pytrace=False)
+                time.sleep(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

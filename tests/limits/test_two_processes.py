@@ -8,15 +8,9 @@ through `TANDEM_*` variables, as `tandem serve --workers 2` would run them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -24,27 +18,18 @@ import pytest
 from app.settings import Settings
 from db.models import User
 from tests.conftest import GRAPHQL_RESPONSE
+from tests.live_server import server_processes
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-ROOT = Path(__file__).resolve().parents[2]
 TEN = "{ " + " ".join(f"v{i}: viewer {{ id }}" for i in range(10)) + " }"  # costs 10, refunds nothing
 CAPACITY = 100
 RESTORE_RATE = 2.0
 REQUESTS = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _servers(settings: Settings, redis_url: str, count: int) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
+def _env(settings: Settings, redis_url: str) -> dict[str, str]:
+    return {
         "TANDEM_DATABASE_URL": settings.database_url,
         "TANDEM_KEYS_DIR": str(settings.keys_dir),
         "TANDEM_REDIS_URL": redis_url,
@@ -52,45 +37,13 @@ def _servers(settings: Settings, redis_url: str, count: int) -> Iterator[list[st
         "TANDEM_LOG_JSON": "false",
         "TANDEM_LOG_LEVEL": "WARNING",
     }
-    ports = [_free_port() for _ in range(count)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        deadline = time.monotonic() + 60
-        for url, process in zip(urls, processes, strict=True):
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"the server on {url} exited with {process.returncode}", pytrace=False)
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the server on {url} did not start within 60 s", pytrace=False)
-                time.sleep(0.1)
-        yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def test_two_processes_never_admit_more_than_the_bucket_holds(
     settings: Settings, alice: User, token_for: Callable[..., str], limits_redis_url: str
 ) -> None:
     headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": GRAPHQL_RESPONSE}
-    with _servers(settings, limits_redis_url, 2) as urls:
+    with server_processes(_env(settings, limits_redis_url), 2) as urls:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=REQUESTS)) as http:
             async def ask(i: int, query: str = TEN) -> tuple[str, httpx.Response]:
                 url = urls[i % len(urls)]
