@@ -187,13 +187,24 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
         defaults = Settings(_env_file=None)  # type: ignore[call-arg]
         application = handwritten_app(workspace, defaults.issuer, defaults.audience)
     else:
-        application = _hello_app()
+        application = _hello_app(tandem_like=kind == "hello-headers")
     uvicorn.run(application, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on")
 
 
-def _hello_app() -> Any:
-    """A bare ASGI app: what uvicorn's HTTP handling alone costs per request."""
-    body = orjson.dumps({"data": {"__typename": "Query"}})
+def _hello_app(*, tandem_like: bool = False) -> Any:
+    """A bare ASGI app: what uvicorn's HTTP handling alone costs per request. `tandem_like`: answering
+    with the header fields and body of Tandem's anonymous `{ __typename }` answer (uvicorn checks and
+    encodes every header field, so they are part of the floor)."""
+    data: dict[str, Any] = {"data": {"__typename": "Query"}}
+    extra: list[tuple[bytes, bytes]] = []
+    if tandem_like:
+        from app.middleware import security_headers
+
+        data["extensions"] = {"cost": {"requestedQueryCost": 0, "actualQueryCost": 0, "throttleStatus": {
+            "maximumAvailable": 1000, "currentlyAvailable": 1000, "restoreRate": 10.0}}}
+        extra = [(b"ratelimit-policy", b'"anonymous";q=1000;w=100'), (b"ratelimit", b'"anonymous";r=1000;t=0'),
+                 *security_headers(hsts=False), (b"vary", b"Origin"), (b"x-request-id", os.urandom(16).hex().encode())]
+    body = orjson.dumps(data)
     length = str(len(body)).encode()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -205,7 +216,7 @@ def _hello_app() -> Any:
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", length)]})
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", length), *extra]})
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -542,7 +553,7 @@ def footer(args: argparse.Namespace, load_before: float, what: str = "way") -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Server subprocess entry point for the benchmarks.")
-    parser.add_argument("--serve", choices=["tandem", "hand-written", "hello"], required=True)
+    parser.add_argument("--serve", choices=["tandem", "hand-written", "hello", "hello-headers"], required=True)
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
