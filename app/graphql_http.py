@@ -68,8 +68,22 @@ class RequestError(Exception):
         self.json_status = json_status or status  # for legacy `application/json` clients
 
 
+def _fields(request: Request) -> dict[bytes, bytes]:
+    """The request's header fields by (lowercase) name, read once: `request.headers.get` scans the list
+    on every call, and a request asks for four of them."""
+    found = request.scope.get("tandem.fields")
+    if found is None:
+        found = request.scope["tandem.fields"] = {name: value for name, value in reversed(request.scope["headers"])}
+    return found
+
+
+def _field(request: Request, name: bytes) -> str | None:
+    value = _fields(request).get(name)
+    return None if value is None else value.decode("latin-1")
+
+
 def _media_type(request: Request) -> str:
-    return _media_type_for(request.headers.get("accept", ""))
+    return _media_type_for(_field(request, b"accept") or "")
 
 
 @lru_cache(maxsize=256)  # clients send the same few `Accept` values over and over
@@ -176,7 +190,7 @@ class GraphQLHTTP:
         }
 
     async def _post_params(self, request: Request) -> dict[str, Any] | list[Any]:
-        content_type = request.headers.get("content-type", "")
+        content_type = _field(request, b"content-type") or ""
         mime, _, options = content_type.partition(";")
         charset = "utf-8"
         if "charset=" in options.lower():
@@ -231,7 +245,7 @@ class GraphQLHTTP:
                         headers=headers)
 
     async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
+        declared = _field(request, b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
         body = b""
@@ -250,7 +264,7 @@ class GraphQLHTTP:
         _json_field(params.get("extensions"), "extensions", dict)
         request_id = current_request_id.get()
         try:
-            context = await self.context_factory(request.headers.get("authorization"), request_id)
+            context = await self.context_factory(_field(request, b"authorization"), request_id)
         except Unauthenticated as exc:
             raise RequestError(401, exc.message, "UNAUTHENTICATED",
                                headers={"WWW-Authenticate": bearer_challenge("invalid_token", exc.message)}) from None

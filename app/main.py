@@ -165,9 +165,15 @@ def create_app(settings: Settings) -> Starlette:
             if redis is not None:
                 await redis.aclose()
 
+    # The GraphQL endpoint behind the same idempotency middleware as every other route, but reached
+    # from the edge directly (it answers its own errors and methods; the router is for the rest).
+    graphql_endpoint: Any = graphql
+    for layer in reversed(rest_layer.middleware):
+        graphql_endpoint = layer.cls(graphql_endpoint, *layer.args, **layer.kwargs)
     middleware = [
         Middleware(
             Edge, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)],
+            direct={"/graphql": graphql_endpoint},
             hsts=settings.issuer.startswith("https://"), cors_origins=settings.cors_origins, cors={
                 "allow_methods": ["GET", "POST"],
                 "allow_headers": ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],

@@ -43,12 +43,18 @@ def security_headers(*, hsts: bool) -> list[tuple[bytes, bytes]]:
 
 
 class Edge:
+    """`direct`: HTTP paths answered by their own ASGI app, past Starlette's exception middleware and
+    router (the GraphQL endpoint handles its own errors and methods; every request saves ~15 µs)."""
+
     def __init__(
         self, app: ASGIApp, *, metrics: Metrics, routes: Iterable[str], hsts: bool,
-        cors_origins: Sequence[str], cors: dict[str, Any],
+        cors_origins: Sequence[str], cors: dict[str, Any], direct: dict[str, ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.cors = CORSMiddleware(app, allow_origins=cors_origins, **cors)
+        # (without CORS, with CORS) for each direct path.
+        self.direct = {path: (target, CORSMiddleware(target, allow_origins=cors_origins, **cors))
+                       for path, target in (direct or {}).items()}
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.defaults = security_headers(hsts=hsts)
@@ -84,8 +90,13 @@ class Edge:
                 message["headers"] = _edit(message.get("headers", ()), defaults, own, vary_origin=not cross_origin)
             await send(message)
 
+        direct = self.direct.get(scope["path"])
+        if direct is not None:
+            target = direct[1] if cross_origin else direct[0]
+        else:
+            target = self.cors if cross_origin else self.app
         try:
-            await (self.cors if cross_origin else self.app)(scope, receive, send_with_headers)
+            await target(scope, receive, send_with_headers)
         finally:
             self._observe(scope["method"], route, str(status), time.perf_counter() - started)
             current_request_id.reset(token)

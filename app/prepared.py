@@ -69,11 +69,13 @@ class PreparedOperations:
     def find(self, sha256: str, operation_name: str | None) -> Prepared | None:
         """The prepared operation, when this document and name can take the short way."""
         entry = self.documents.peek(sha256)
-        if entry is None or _RULES not in entry.valid_under:
+        if entry is None:
             return None
         key = (_PLAN, operation_name)
         plan = entry.derived.get(key)
         if plan is None:
+            if _RULES not in entry.valid_under:  # checked once: an entry never stops being valid
+                return None
             plan = entry.derived[key] = self._plan(entry, operation_name)
         if not isinstance(plan, _Plan):
             return None

@@ -14,6 +14,10 @@ load generator on another), answering the same tiny JSON:
 Server CPU per request is the server process's user+system time over each measured burst divided by
 its requests (`/proc`), so it is independent of how fast the load generator is.
 
+Then **in-process**: the same app called as an ASGI callable in this process, one request at a time,
+with no HTTP server or socket at all: what Tandem's own code costs (middleware, transport, limits,
+execution, response), measured with `time.process_time()` over each round.
+
     .venv/bin/python bench/typename.py                 # about 40 s on 2 cores
 
 Not a test: nothing here asserts a timing. See bench/README.md for recorded figures.
@@ -22,11 +26,16 @@ Not a test: nothing here asserts a timing. See bench/README.md for recorded figu
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import statistics
+import time
+from typing import Any
 
 from harness import (
     Placement,
     Way,
+    Workspace,
     add_common_arguments,
     bearer_headers,
     footer,
@@ -37,6 +46,7 @@ from harness import (
     running,
     seed,
     table,
+    tandem_settings,
     workspace,
 )
 
@@ -70,6 +80,54 @@ def main() -> None:
         print(f"server CPU per request, {name}: {cpu:.0f} µs ({cpu - bare:.0f} µs above bare uvicorn, "
               f"{cpu - floor:.0f} µs above uvicorn sending Tandem's header fields)")
     footer(args, load_before)
+    print()
+    with workspace("tandem-bench-typename-") as place:
+        token = issue_token(place, seed(place))
+        rounds = {name: asyncio.run(_in_process(place, bearer, body, args)) for name, bearer in
+                  (("anonymous", None), ("signed in", token))}
+    for name, per_round in rounds.items():
+        print(f"in-process CPU per request, {name}: median {statistics.median(per_round):.0f} µs "
+              f"(rounds {min(per_round):.0f}-{max(per_round):.0f})")
+
+
+async def _in_process(place: Workspace, token: str | None, body: bytes, args: argparse.Namespace) -> list[float]:
+    """µs of CPU per request, per round, with the app's ASGI callable driven directly."""
+    import gc
+
+    from app.main import create_app
+
+    app = create_app(tandem_settings(place))
+    headers = [(name.lower().encode(), value.encode()) for name, value in bearer_headers(token).items()]
+    headers.append((b"content-length", str(len(body)).encode()))
+    answered: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answered.append(message["status"])
+
+    async def one() -> None:
+        await app({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                   "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+                   "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+                   "server": ("127.0.0.1", 8000), "state": {}}, receive, send)
+
+    per_round: list[float] = []
+    async with app.router.lifespan_context(app):
+        gc.collect()
+        gc.freeze()  # as the server does after start-up
+        for _ in range(args.warmup):
+            await one()
+        for _ in range(args.rounds):
+            started = time.process_time()
+            for _ in range(args.requests):
+                await one()
+            per_round.append((time.process_time() - started) / args.requests * 1e6)
+    if set(answered) != {200}:
+        raise SystemExit(f"in-process answers were not all 200: {sorted(set(answered))}")
+    return per_round
 
 
 if __name__ == "__main__":
