@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, OperationDefinitionNode, specified_rules
-from graphql import execute as graphql_execute
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
@@ -61,6 +61,8 @@ class PreparedOperations:
         self, schema: TandemSchema, documents: DocumentCache, *, static_limits: StaticLimits | None,
         cost: CostLimitConfig | None,
     ) -> None:
+        if schema._schema.get_directive("defer") or schema._schema.get_directive("stream"):
+            raise ValueError("incremental delivery (@defer/@stream) needs graphql-core's `execute`")
         self.schema = schema
         self.documents = documents
         self.static_limits = static_limits
@@ -107,13 +109,20 @@ class PreparedOperations:
         try:
             if charge is not None:
                 await charge.begin(graphql_schema, document, plan.operation, variables)
-            result = graphql_execute(
-                graphql_schema, document, context_value=context, variable_values=variables,
+            # What graphql-core's `execute` does, without its two wrappers (this schema has no @defer/@stream).
+            executor = self.schema.execution_context_class.build(
+                graphql_schema, document, context_value=context, raw_variable_values=variables,
                 operation_name=operation_name, is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-                executor_class=self.schema.execution_context_class, operation_extensions=None,
+                operation_extensions=None,
             )
-            if isawaitable(result):
-                result = await result
+            if isinstance(executor, list):  # the variables do not fit the operation
+                result = GraphQLExecutionResult(None, errors=executor)
+            else:
+                outcome = executor.execute_operation()
+                produced = await outcome if isawaitable(outcome) else outcome
+                if not isinstance(produced, GraphQLExecutionResult):
+                    raise GraphQLError("Executing this operation produced more than one result.")
+                result = produced
         except Exception as exc:  # as `schema.execute` answers an error raised by an extension
             error = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
             shape_errors([error], context.request_id)
