@@ -32,7 +32,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.context import ContextFactory
-from app.http_cache import cache_get_response
+from app.http_cache import cache_get_response, shared_cacheable
 from app.metrics import Metrics
 from app.persisted import PersistedQueries
 from app.prepared import PreparedOperations
@@ -289,6 +289,10 @@ class GraphQLHTTP:
         except CannotGetOperationTypeError:  # `operationName` names no operation of the document
             raise RequestError(400, f"The document has no operation named {operation_name!r}.",
                                json_status=200) from None
+        if request.method == "GET" and shared_cacheable(
+            anonymous=_field(request, b"authorization") is None, has_errors=bool(result.errors),
+        ):
+            _without_caller_budget(result, context)
         executed = _executed(result)
         if isinstance(executor := context.extras.get(EXECUTOR), str):
             counter = self._executions.get(executor)
@@ -341,6 +345,19 @@ class GraphQLHTTP:
         # Legacy JSON clients still get 4xx for requests that are not GraphQL requests at all.
         status = error.json_status if media_type == JSON else error.status
         return _json_response(body, status, media_type, error.headers)
+
+
+def _without_caller_budget(result: ExecutionResult, context: Context) -> None:
+    """A shared cache (a CDN) hands this answer to other callers: it must not carry this caller's
+    budget. The operation's cost stays (the same for everyone); `throttleStatus` and the `RateLimit`
+    header fields go."""
+    cost = (result.extensions or {}).get("cost")
+    if isinstance(cost, dict):
+        cost.pop("throttleStatus", None)
+    headers = context.extras.get(RESPONSE_HEADERS)
+    if isinstance(headers, dict):
+        for name in ("RateLimit", "RateLimit-Policy"):
+            headers.pop(name, None)
 
 
 def _executed(result: ExecutionResult) -> bool:

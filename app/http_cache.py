@@ -3,9 +3,11 @@
 Only GET reaches here (POST is never cached; GET never runs a mutation). A successful result of
 an anonymous request is `public` for `max_age` seconds: with persisted queries the URL is short
 and stable (`?extensions={"persistedQuery":…}` or `?documentId=sha256:…`), which makes it a good
-cache key. A result for a signed-in caller is `private, no-cache`: only their own client may keep
-it, and it revalidates with `If-None-Match`, which answers 304 without the body. Results with
-errors are never stored. `Vary` names the headers that change the answer.
+cache key. Such an answer is stored for everyone, so it carries no caller's budget: the transport
+leaves `extensions.cost.throttleStatus` and the `RateLimit` header fields out of it. A result for a
+signed-in caller is `private, no-cache`: only their own client may keep it, and it revalidates with
+`If-None-Match`, which answers 304 without the body. Results with errors are never stored. `Vary`
+names the headers that change the answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from starlette.responses import Response
 VARY = "Accept, Authorization"
 
 
+def shared_cacheable(*, anonymous: bool, has_errors: bool) -> bool:
+    """Whether a GET answer will be `public` (before its status is known: a 429 is never stored)."""
+    return anonymous and not has_errors
+
+
 def cache_get_response(
     request: Request, response: Response, *, has_errors: bool, max_age: int, data: bytes
 ) -> Response:
@@ -27,10 +34,10 @@ def cache_get_response(
         response.headers["Cache-Control"] = "no-store"
         return response
     etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
-    anonymous = "authorization" not in request.headers
+    public = shared_cacheable(anonymous="authorization" not in request.headers, has_errors=has_errors)
     headers = {
         "ETag": etag,
-        "Cache-Control": f"public, max-age={max_age}" if anonymous else "private, no-cache",
+        "Cache-Control": f"public, max-age={max_age}" if public else "private, no-cache",
         "Vary": VARY,
     }
     if _matches(request.headers.get("if-none-match"), etag):

@@ -8,6 +8,7 @@ bounded (size, count, least recently used first) and, with Redis, shared by ever
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -287,3 +288,21 @@ async def test_redis_down_degrades_to_full_queries(settings: Settings) -> None:
         assert codes(missing.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
         full = await http.post("/graphql", json={"query": TYPENAME, "extensions": apq(TYPENAME)})
         assert without_cost(full.json()) == {"data": {"__typename": "Query"}}
+
+
+async def test_a_shared_answer_carries_no_callers_budget(
+    client: httpx.AsyncClient, post: Post, alice: User, token_for: Callable[..., str],
+) -> None:
+    """A CDN hands a `public` answer to everyone: the caller's remaining budget must not be in it."""
+    await post({"query": TYPENAME, "extensions": apq(TYPENAME)})
+    url = get_params(extensions=apq(TYPENAME))
+    shared = await client.get(url)
+    assert shared.headers["cache-control"] == "public, max-age=60"
+    assert shared.json()["extensions"] == {"cost": {"requestedQueryCost": 0, "actualQueryCost": 0}}
+    assert "ratelimit" not in shared.headers and "ratelimit-policy" not in shared.headers
+    own = await client.get(url, headers={"Authorization": f"Bearer {token_for(alice)}"})
+    assert own.headers["cache-control"] == "private, no-cache"
+    assert own.json()["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] > 0
+    assert own.headers["ratelimit"].startswith('"user";r=')
+    by_post = await client.post("/graphql", json={"query": TYPENAME})  # never cached: the budget stays
+    assert "throttleStatus" in by_post.json()["extensions"]["cost"] and "ratelimit" in by_post.headers
