@@ -44,6 +44,7 @@ from persisted_queries.document_cache import DOCUMENT_HASH
 from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
+from resolvers.rate_limit import PER_CALLER
 from schema import TandemSchema
 from schema.execution import EXECUTOR
 
@@ -289,8 +290,9 @@ class GraphQLHTTP:
         except CannotGetOperationTypeError:  # `operationName` names no operation of the document
             raise RequestError(400, f"The document has no operation named {operation_name!r}.",
                                json_status=200) from None
+        per_caller = bool(context.extras.get(PER_CALLER))
         if request.method == "GET" and shared_cacheable(
-            anonymous=_field(request, b"authorization") is None, has_errors=bool(result.errors),
+            anonymous=_field(request, b"authorization") is None, has_errors=bool(result.errors), per_caller=per_caller,
         ):
             _without_caller_budget(result, context)
         executed = _executed(result)
@@ -307,7 +309,7 @@ class GraphQLHTTP:
             response.headers["WWW-Authenticate"] = bearer_challenge()
         if request.method == "GET":
             return cache_get_response(request, response, has_errors=bool(result.errors), max_age=self.get_max_age,
-                                      data=orjson.dumps(result.data))
+                                      data=orjson.dumps(result.data), per_caller=per_caller)
         return response
 
     async def _resolve_operation(self, params: dict[str, Any], context: Context) -> ResolvedOperation:

@@ -4,8 +4,9 @@ Only GET reaches here (POST is never cached; GET never runs a mutation). A succe
 an anonymous request is `public` for `max_age` seconds: with persisted queries the URL is short
 and stable (`?extensions={"persistedQuery":…}` or `?documentId=sha256:…`), which makes it a good
 cache key. Such an answer is stored for everyone, so it carries no caller's budget: the transport
-leaves `extensions.cost.throttleStatus` and the `RateLimit` header fields out of it. A result for a
-signed-in caller is `private, no-cache`: only their own client may keep it, and it revalidates with
+leaves `extensions.cost.throttleStatus` and the `RateLimit` header fields out of it, and an answer
+whose data is about the caller (`rateLimit`) is private. A result for a signed-in caller is
+`private, no-cache`: only their own client may keep it, and it revalidates with
 `If-None-Match`, which answers 304 without the body. Results with errors are never stored. `Vary`
 names the headers that change the answer.
 """
@@ -20,13 +21,13 @@ from starlette.responses import Response
 VARY = "Accept, Authorization"
 
 
-def shared_cacheable(*, anonymous: bool, has_errors: bool) -> bool:
+def shared_cacheable(*, anonymous: bool, has_errors: bool, per_caller: bool) -> bool:
     """Whether a GET answer will be `public` (before its status is known: a 429 is never stored)."""
-    return anonymous and not has_errors
+    return anonymous and not has_errors and not per_caller
 
 
 def cache_get_response(
-    request: Request, response: Response, *, has_errors: bool, max_age: int, data: bytes
+    request: Request, response: Response, *, has_errors: bool, max_age: int, data: bytes, per_caller: bool,
 ) -> Response:
     """`data`: the serialized result data. The ETag covers it alone, since `extensions` (the caller's
     cost and remaining budget) differ on every response while the data may not."""
@@ -34,7 +35,8 @@ def cache_get_response(
         response.headers["Cache-Control"] = "no-store"
         return response
     etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
-    public = shared_cacheable(anonymous="authorization" not in request.headers, has_errors=has_errors)
+    public = shared_cacheable(anonymous="authorization" not in request.headers, has_errors=has_errors,
+                              per_caller=per_caller)
     headers = {
         "ETag": etag,
         "Cache-Control": f"public, max-age={max_age}" if public else "private, no-cache",

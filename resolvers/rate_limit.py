@@ -13,6 +13,8 @@ from datetime import datetime
 from resolvers.context import Context
 
 _KEY = "rate_limit"
+# Set in `context.extras` when the answer holds something about this caller alone (read by the transport).
+PER_CALLER = "per_caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ def set_rate_limit_status(ctx: Context, status: Callable[[], RateLimitStatus]) -
 
 
 def rate_limit_status(ctx: Context) -> RateLimitStatus | None:
+    ctx.extras[PER_CALLER] = True  # the answer now holds this caller's budget: no shared cache may keep it
     status = ctx.extras.get(_KEY)
     if callable(status):
         status = ctx.extras[_KEY] = status()

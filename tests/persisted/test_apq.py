@@ -306,3 +306,12 @@ async def test_a_shared_answer_carries_no_callers_budget(
     assert own.headers["ratelimit"].startswith('"user";r=')
     by_post = await client.post("/graphql", json={"query": TYPENAME})  # never cached: the budget stays
     assert "throttleStatus" in by_post.json()["extensions"]["cost"] and "ratelimit" in by_post.headers
+
+
+async def test_an_answer_about_the_caller_is_never_shared(client: httpx.AsyncClient) -> None:
+    """`rateLimit` is this caller's budget: even anonymous, its answer is private."""
+    query = "{ rateLimit { tier remaining } }"
+    response = await client.get(get_params(query))
+    assert response.json()["data"]["rateLimit"]["tier"] == "anonymous"
+    assert response.headers["cache-control"] == "private, no-cache"
+    assert "throttleStatus" in response.json()["extensions"]["cost"] and "ratelimit" in response.headers
