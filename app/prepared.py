@@ -78,14 +78,18 @@ class PreparedOperations:
         if plan is None:
             if _RULES not in entry.valid_under:  # checked once: an entry never stops being valid
                 return None
-            plan = entry.derived[key] = self._plan(entry, operation_name)
+            found = operations(entry.document, operation_name)
+            plan = self._plan(entry, operation_name, found)
+            if found:  # remembered only for names the document has: the client chooses the name
+                entry.derived[key] = plan
         if not isinstance(plan, _Plan):
             return None
         self.documents.hit()
         return Prepared(entry, plan)
 
-    def _plan(self, entry: CachedDocument, operation_name: str | None) -> _Plan | object:
-        found = operations(entry.document, operation_name)
+    def _plan(
+        self, entry: CachedDocument, operation_name: str | None, found: list[OperationDefinitionNode]
+    ) -> _Plan | object:
         if len(found) != 1 or found[0].operation.value == "subscription":
             return _UNSUITED  # `schema.execute` raises or refuses it, as it should
         if self.static_limits is not None and self.static_limits.violation(

@@ -38,7 +38,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from limits.shape import Shape, measure
+from limits.shape import Shape, measure, operations
 from resolvers.errors import DomainError, QueryTooComplex, QueryTooDeep
 
 # graphql-core's messages when the parser stops at its token or comment limit.
@@ -98,8 +98,11 @@ class QueryLimitsConfig:
             return measure(document, operation_name)
         key = ("shape", operation_name)
         shape = memo.get(key)
-        if not isinstance(shape, Shape):
-            shape = memo[key] = measure(document, operation_name)
+        if isinstance(shape, Shape):
+            return shape
+        shape = measure(document, operation_name)
+        if operation_name is None or operations(document, operation_name):
+            memo[key] = shape  # only for names the document has: the client chooses the name
         return shape
 
 

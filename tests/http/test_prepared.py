@@ -161,3 +161,15 @@ async def test_counted_as_document_cache_hits(client: httpx.AsyncClient) -> None
     for _ in range(3):
         await _send(client, "POST", "{ __typename }", {}, None, None)
     assert hits((await client.get("/metrics")).text) == before + 3
+
+
+async def test_made_up_operation_names_are_not_remembered(app: Starlette, client: httpx.AsyncClient) -> None:
+    """The client picks `operationName`: a cached document's memo must not grow with names it does not have."""
+    await _send(client, "POST", TWO, {}, "Small", None)
+    await _send(client, "POST", TWO, {}, "Small", None)  # cached and valid now
+    entry = app.state.persisted.documents.peek(hashlib.sha256(TWO.encode()).hexdigest())
+    size = len(entry.derived)
+    for number in range(50):
+        answer = await _send(client, "POST", TWO, {}, f"Invented{number}", None)
+        assert answer["status"] == 400 and answer["body"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert len(entry.derived) == size
