@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.direct_lookups import DirectLookups
 from db.engine import sqlite_pragmas
 
 Params = Mapping[str, Any] | None
@@ -101,11 +102,15 @@ class SQLiteReads:
         # Kept open between lookups: checking a connection out of the pool and back in cost more than
         # the statement (~45 µs of a ~150 µs key lookup, measured). It never stays in a transaction.
         self._connection: Connection | None = None
+        self._direct = DirectLookups(self._inline.dialect)
 
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         try:
             return self._inline_rows(statement, params)
         except OperationalError as exc:
+            if not _busy(exc.orig):
+                raise
+        except sqlite3.OperationalError as exc:  # from db/direct_lookups.py
             if not _busy(exc):
                 raise
         return await self.all(statement, params)  # locked: wait for it off the loop
@@ -114,6 +119,13 @@ class SQLiteReads:
         connection = self._connection
         if connection is None or connection.closed or connection.invalidated:
             connection = self._connection = self._inline.connect()
+        # An engine someone listens to (statement counting in tests, tracing) executes through SQLAlchemy,
+        # so that its listeners see every statement.
+        if not self._inline.dispatch.before_cursor_execute:
+            direct = self._direct.rows(connection.connection.dbapi_connection, statement, params or {})  # type: ignore[arg-type]
+            if direct is not None:
+                columns, rows = direct
+                return _records(columns, rows)
         try:
             result = connection.execute(statement, params)
             return _records(tuple(result.keys()), result)
@@ -167,7 +179,7 @@ def _rows(engine: Engine, statement: Executable, params: Params) -> Sequence[Any
         return _records(tuple(result.keys()), result)
 
 
-def _records(columns: tuple[str, ...], rows: Iterable[Row[Any]]) -> list[AnyRow]:
+def _records(columns: tuple[str, ...], rows: Iterable[Row[Any]] | Iterable[tuple[Any, ...]]) -> list[AnyRow]:
     make = _record_type(columns)._make
     return [make(row) for row in rows]
 
@@ -184,8 +196,8 @@ def _inline_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor.close()
 
 
-def _busy(error: OperationalError) -> bool:
-    code = getattr(error.orig, "sqlite_errorcode", None)
+def _busy(error: BaseException | None) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 

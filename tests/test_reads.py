@@ -12,11 +12,16 @@ import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from app.main import create_app
+from app.settings import Settings
 from db.models import Task, User
-from db.reads import SQLiteReads
+from db.reads import SQLiteReads, _records, _rows
+from loaders import documents, tasks, users
+from tests.factories import make_document, make_task, make_user
 
 
 def _database(template: Path, tmp_path: Path) -> tuple[Path, str]:
@@ -107,3 +112,51 @@ async def test_a_lookup_sees_what_was_committed_since_the_last_one(sqlite_templa
     finally:
         writer.close()
         await reads.close()
+
+
+async def test_direct_lookups_read_what_sqlalchemy_reads(
+    settings: Settings, sqlite_template: Path, tmp_path: Path,
+) -> None:
+    """Every key lookup the loaders make, straight on sqlite3 (db/direct_lookups.py) and through
+    SQLAlchemy: the same rows, the same columns, the same Python values (aware datetimes, booleans)."""
+    path = tmp_path / "direct.db"
+    shutil.copy(sqlite_template, path)
+    app = create_app(settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{path}"}))
+    async with app.router.lifespan_context(app):
+        sessions = app.state.sessions
+        ada, bob = await make_user(sessions, "Ada"), await make_user(sessions, "Bob")
+        shared = await make_document(sessions, bob, "Shared", editors=[ada])
+        due = datetime(2026, 12, 24, 18, 30, 15, 123456, tzinfo=UTC)
+        first = await make_task(sessions, ada, "One", assignee=bob, document=shared, labels=["red", "blue"], due_at=due)
+        second = await make_task(sessions, bob, "Two", document=shared)
+        reads: SQLiteReads = app.state.reads
+        cases = [
+            (users._BY_IDS, {"ids": [ada.id]}),
+            (users._BY_IDS, {"ids": [ada.id, bob.id, 999]}),
+            (documents._BY_IDS, {"ids": [shared.id, 999], "viewer": ada.id}),
+            (documents._BY_IDS, {"ids": [shared.id], "viewer": 999}),
+            (documents._COLLABORATORS, {"ids": [shared.id]}),
+            (tasks._BY_IDS, {"ids": [first.id, second.id], "viewer": ada.id}),
+            (tasks._LABELS, {"ids": [first.id, second.id]}),
+        ]
+        with reads._inline.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            for statement, params in cases:
+                direct = reads._direct.rows(raw, statement, params)  # type: ignore[arg-type]
+                assert direct is not None, statement
+                through_sqlalchemy = _rows(reads._inline, statement, params)
+                assert _records(*direct) == list(through_sqlalchemy)
+                if through_sqlalchemy:  # all but the invisible document
+                    assert direct[0] == through_sqlalchemy[0]._fields
+        through: list[str] = []
+
+        def executed(*args: Any) -> None:
+            through.append(args[2])
+
+        event.listen(reads._inline, "after_cursor_execute", executed)  # SQLAlchemy's path only
+        looked_up = (await reads.lookup(tasks._BY_IDS, {"ids": [first.id], "viewer": ada.id}))[0]
+        assert looked_up.due_at == due and looked_up.due_at.tzinfo is not None
+        assert through == []  # it went the direct way
+        event.listen(reads._inline, "before_cursor_execute", executed)  # someone watches: SQLAlchemy's way
+        assert (await reads.lookup(users._BY_IDS, {"ids": [ada.id]}))[0].name == "Ada"
+        assert len(through) == 2
