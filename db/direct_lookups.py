@@ -37,6 +37,7 @@ class _Rendered:
 
 
 _UNSUITED = object()
+_MAX_RENDERED = 2048
 
 
 class DirectLookups:
@@ -53,7 +54,9 @@ class DirectLookups:
         key = (id(statement), lengths)
         found = self._rendered.get(key)
         if found is None:
-            found = self._rendered[key] = (statement, self._render(statement, params))
+            found = (statement, self._render(statement, params))
+            if len(self._rendered) < _MAX_RENDERED:  # key counts come from requests: bound what is kept
+                self._rendered[key] = found
         rendered = found[1]
         if not isinstance(rendered, _Rendered):
             return None
