@@ -7,7 +7,7 @@ its shape passed the static limits the first time this operation name was asked 
 depends on the request: the cost charge, execution, error shaping and the refund. Those run here,
 with the very parts the extensions use (`CostCharge` is what the `CostLimit` extension drives, the
 executor is the schema's, errors go through `shape_errors`), in the order the pipeline runs them,
-for a third of the CPU of a `{ __typename }` request (bench/README.md).
+which took about a third off the CPU of a `{ __typename }` request in-process (~240 → ~165 µs).
 
 Everything else still goes through `schema.execute`: a document seen for the first time, one that
 breaks a static limit, an operation name that does not pick exactly one operation, subscriptions,
