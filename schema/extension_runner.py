@@ -15,7 +15,7 @@ Only the per-phase context managers are replaced; results and streamed-result ho
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from enum import Enum
 from types import TracebackType
 from typing import Any, Literal
@@ -67,25 +67,31 @@ class _Phase:
         self.hook_name = hook_name
         self.started: list[Generator[Any, None, None] | AsyncGenerator[Any, None]] = []
 
-    async def __aenter__(self) -> None:
-        name = self.hook_name
+    def _hooks(self) -> Iterator[tuple[Callable[[], Any], _Kind]]:
         for extension in self.extensions:
-            kind = _kind(type(extension), name)
-            if kind is None:
-                continue
-            hook: Callable[[], Any] = getattr(extension, name)
-            if kind is _Kind.GENERATOR:
-                generator = hook()
-                next(generator)
-                self.started.append(generator)
-            elif kind is _Kind.ASYNC_GENERATOR:
+            kind = _kind(type(extension), self.hook_name)
+            if kind is not None:
+                yield getattr(extension, self.hook_name), kind
+
+    def _start(self, hook: Callable[[], Any], kind: _Kind) -> None:
+        """A synchronous hook: a generator runs to its `yield`, a function runs."""
+        if kind is _Kind.GENERATOR:
+            generator = hook()
+            next(generator)
+            self.started.append(generator)
+        else:
+            hook()
+
+    async def __aenter__(self) -> None:
+        for hook, kind in self._hooks():
+            if kind is _Kind.ASYNC_GENERATOR:
                 agenerator = hook()
                 await agenerator.__anext__()
                 self.started.append(agenerator)
             elif kind is _Kind.COROUTINE_FUNCTION:
                 await hook()
             else:
-                hook()
+                self._start(hook, kind)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -93,42 +99,17 @@ class _Phase:
         pending = exc
         while self.started:
             generator = self.started.pop()
-            try:
-                if isinstance(generator, Generator):
-                    if pending is None:
-                        next(generator)
-                    else:
-                        generator.throw(pending)
-                elif pending is None:
-                    await generator.__anext__()
-                else:
-                    await generator.athrow(pending)
-            except (StopIteration, StopAsyncIteration):
-                pending = None  # finished; with an exception thrown in, it swallowed it
-            except BaseException as raised:  # handed on to the next hook out, as `with` does
-                pending = raised
+            if isinstance(generator, Generator):
+                pending = self._resume(generator, pending)
             else:
-                pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
-        if pending is None or pending is exc:
-            return False  # a hook that swallows the error spares the hooks outside it, not the caller (as Strawberry)
-        raise pending
+                pending = await self._aresume(generator, pending)
+        return _outcome(pending, exc)
 
     def __enter__(self) -> None:
-        for extension in self.extensions:
-            kind = _kind(type(extension), self.hook_name)
-            if kind is None:
-                continue
+        for hook, kind in self._hooks():
             if kind in (_Kind.ASYNC_GENERATOR, _Kind.COROUTINE_FUNCTION):
-                raise RuntimeError(
-                    f"SchemaExtension hook {extension}.{self.hook_name} failed to complete synchronously."
-                )
-            hook: Callable[[], Any] = getattr(extension, self.hook_name)
-            if kind is _Kind.GENERATOR:
-                generator = hook()
-                next(generator)
-                self.started.append(generator)
-            else:
-                hook()
+                raise RuntimeError(f"SchemaExtension hook {hook!r} failed to complete synchronously.")
+            self._start(hook, kind)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -137,20 +118,41 @@ class _Phase:
         while self.started:
             generator = self.started.pop()
             assert isinstance(generator, Generator)
-            try:
-                if pending is None:
-                    next(generator)
-                else:
-                    generator.throw(pending)
-            except StopIteration:
-                pending = None
-            except BaseException as raised:  # handed on, as `with` does
-                pending = raised
+            pending = self._resume(generator, pending)
+        return _outcome(pending, exc)
+
+    def _resume(self, generator: Generator[Any, None, None], pending: BaseException | None) -> BaseException | None:
+        """Past its `yield` (with the error thrown in, if any); the error to hand on to the next hook out."""
+        try:
+            if pending is None:
+                next(generator)
             else:
-                pending = RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
-        if pending is None or pending is exc:
-            return False
-        raise pending
+                generator.throw(pending)
+        except StopIteration:
+            return None  # finished; with an exception thrown in, it swallowed it
+        except BaseException as raised:  # handed on to the next hook out, as `with` does
+            return raised
+        return RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
+
+    async def _aresume(
+        self, generator: AsyncGenerator[Any, None], pending: BaseException | None
+    ) -> BaseException | None:
+        try:
+            if pending is None:
+                await generator.__anext__()
+            else:
+                await generator.athrow(pending)
+        except StopAsyncIteration:
+            return None
+        except BaseException as raised:
+            return raised
+        return RuntimeError(f"{self.hook_name} hook of an extension yielded more than once")
+
+
+def _outcome(pending: BaseException | None, exc: BaseException | None) -> Literal[False]:
+    if pending is None or pending is exc:
+        return False  # a hook that swallows the error spares the hooks outside it, not the caller (as Strawberry)
+    raise pending
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):
