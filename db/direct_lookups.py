@@ -37,12 +37,12 @@ class _Rendered:
 
 
 _UNSUITED = object()
-_MAX_RENDERED = 2048
 
 
 class DirectLookups:
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, *, max_rendered: int = 2048) -> None:
         self.dialect = dialect
+        self.max_rendered = max_rendered  # key counts come from requests: bound what is kept
         # By statement identity and list lengths; the statement is kept, so its id is never reused.
         self._rendered: dict[tuple[int, tuple[int, ...]], tuple[Executable, _Rendered | object]] = {}
 
@@ -55,7 +55,7 @@ class DirectLookups:
         found = self._rendered.get(key)
         if found is None:
             found = (statement, self._render(statement, params))
-            if len(self._rendered) < _MAX_RENDERED:  # key counts come from requests: bound what is kept
+            if len(self._rendered) < self.max_rendered:
                 self._rendered[key] = found
         rendered = found[1]
         if not isinstance(rendered, _Rendered):

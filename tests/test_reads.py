@@ -18,6 +18,7 @@ from sqlalchemy import event, select
 
 from app.main import create_app
 from app.settings import Settings
+from db.direct_lookups import DirectLookups
 from db.models import Task, User
 from db.reads import SQLiteReads, _records, _rows
 from loaders import documents, tasks, users
@@ -160,3 +161,20 @@ async def test_direct_lookups_read_what_sqlalchemy_reads(
         event.listen(reads._inline, "before_cursor_execute", executed)  # someone watches: SQLAlchemy's way
         assert (await reads.lookup(users._BY_IDS, {"ids": [ada.id]}))[0].name == "Ada"
         assert len(through) == 2
+
+
+async def test_direct_lookups_keep_a_bounded_number_of_statements(sqlite_template: Path, tmp_path: Path) -> None:
+    """The number of keys in a batch comes from the request: rendered statements are kept up to a bound,
+    and a statement past it still answers right."""
+    path, url = _database(sqlite_template, tmp_path)
+    reads = SQLiteReads(url)
+    direct = DirectLookups(reads._inline.dialect, max_rendered=3)
+    connection = sqlite3.connect(path)
+    try:
+        for count in range(1, 7):
+            columns, rows = direct.rows(connection, users._BY_IDS, {"ids": [1] + [999] * (count - 1)})
+            assert [dict(zip(columns, row, strict=True))["name"] for row in rows] == ["Ada"]
+        assert len(direct._rendered) == 3
+    finally:
+        connection.close()
+        await reads.close()

@@ -173,3 +173,16 @@ async def test_made_up_operation_names_are_not_remembered(app: Starlette, client
         answer = await _send(client, "POST", TWO, {}, f"Invented{number}", None)
         assert answer["status"] == 400 and answer["body"]["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert len(entry.derived) == size
+
+
+async def test_prices_remembered_per_document_are_bounded(
+    app: Starlette, client: httpx.AsyncClient, alice: User, token_for: Callable[..., str],
+) -> None:
+    """Variables are the client's: a document remembers the price of at most 32 sets of them, and the
+    ones it does not remember are still priced right."""
+    token = token_for(alice)
+    answers = [await _send(client, "POST", TASKS, {"first": first}, None, token) for first in range(1, 41)]
+    entry = app.state.persisted.documents.peek(hashlib.sha256(TASKS.encode()).hexdigest())
+    assert sum(1 for key in entry.derived if isinstance(key, tuple) and key[0] == "price") == 32
+    asked = [answer["body"]["extensions"]["cost"]["requestedQueryCost"] for answer in answers]
+    assert asked == sorted(asked) and asked[-1] > asked[31] > asked[0]  # first: 40 asks for more than first: 32
