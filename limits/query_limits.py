@@ -8,9 +8,8 @@ Order matters: a document that breaks a limit must not reach validation, whose o
 rule alone can take a second on a 2,000-token document of conflicting aliases. A refusal sets the
 request's errors in `on_validate`, before any later extension's hook, and Strawberry then skips its
 own validation. An extension that validates while entering its hook (Strawberry's
-`ValidationCache`) would get there first, so `QueryLimitsConfig(validation_cache_size=N)` has this
-extension validate instead, after the limits, with such an LRU cache of its own; with an extension
-that only serves already-validated documents (a document cache by hash), leave it at None. List
+`ValidationCache`) would get there first: do not combine them. A cache that only serves documents it
+has seen validated (the persisted-queries document cache, by hash) is fine after this one. List
 `QueryLimits` before `ParserCache`: its token limit applies while parsing.
 
 With a document cache that leaves a per-document memo in `context.extras` (`document_memo`, the
@@ -20,23 +19,19 @@ key), a cached document's shape is measured once per operation name instead of o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, cast
 
 from graphql import (
-    ASTValidationRule,
     DocumentNode,
     GraphQLError,
-    GraphQLSchema,
     GraphQLSyntaxError,
     Lexer,
     Source,
     TokenKind,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from limits.shape import Shape, measure, operations
 from resolvers.errors import DomainError, QueryTooComplex, QueryTooDeep
@@ -46,7 +41,6 @@ _TOKEN_LIMIT = re.compile(r"Document contains more than \d+ (tokens|comments)\. 
 # Counting tokens after the parser gave up only serves the error message: stop at some multiple.
 _COUNT_UP_TO = 10
 
-Validate = Callable[[GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +74,10 @@ def limit_error(kind: type[DomainError], text: str, limit: int, found: int | Non
 
 
 class QueryLimitsConfig:
-    """Built once per app; every request's `QueryLimits` shares it (and its validation cache)."""
+    """Built once per app; every request's `QueryLimits` shares it."""
 
-    def __init__(
-        self, limits: StaticLimits, *, validation_cache_size: int | None = None, document_memo: str | None = None,
-    ) -> None:
+    def __init__(self, limits: StaticLimits, *, document_memo: str | None = None) -> None:
         self.limits = limits
-        self.validate: Validate | None = (
-            lru_cache(maxsize=validation_cache_size)(validate_document) if validation_cache_size else None
-        )
         self.document_memo = document_memo
 
     def shape(self, context: Any, document: DocumentNode, operation_name: str | None) -> Shape:
@@ -143,10 +132,6 @@ class QueryLimits(SchemaExtension):
                 self.config.shape(context.context, document, context.operation_name))
             if violation is not None:
                 context.pre_execution_errors = [violation]  # Strawberry then skips validation
-            elif self.config.validate is not None:
-                context.pre_execution_errors = self.config.validate(
-                    context.schema._schema, document, context.validation_rules
-                )
         yield
 
     def _too_many_tokens(self, what: str) -> GraphQLError:
