@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -150,6 +151,17 @@ def issue_token(workspace: Workspace, viewer_id: int) -> str:
     return token_service(tandem_settings(workspace)).issue_access_token(
         str(viewer_id), SCOPES, client_id="bench", ttl_seconds=3600
     )
+
+
+def shipped_operation(name: str) -> str:
+    """The text of operation `name` in the shipped manifest, `persisted_queries/mobile-app.json`."""
+    manifest = json.loads((ROOT / "persisted_queries" / "mobile-app.json").read_text())
+    return str(next(op["body"] for op in manifest["operations"] if op["name"] == name))
+
+
+def task_global_id(number: int) -> str:
+    """The GraphQL id of the seeded task with database id `number`."""
+    return base64.urlsafe_b64encode(f"Task:{number}".encode()).decode().rstrip("=")
 
 
 def bearer_headers(token: str | None) -> dict[str, str]:

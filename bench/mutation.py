@@ -19,14 +19,11 @@ Not a test: nothing here asserts a timing. See bench/README.md for recorded figu
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import itertools
-import json
 import os
 
 from harness import (
-    ROOT,
     TASKS_PER_VIEWER,
     Placement,
     Way,
@@ -40,21 +37,17 @@ from harness import (
     run,
     running,
     seed,
+    shipped_operation,
     table,
+    task_global_id,
     workspace,
 )
 
-MANIFEST = ROOT / "persisted_queries" / "mobile-app.json"
 STATUSES = ("TODO", "IN_PROGRESS", "DONE")
 
 
 def document_id(name: str) -> str:
-    body = next(op["body"] for op in json.loads(MANIFEST.read_text())["operations"] if op["name"] == name)
-    return f"sha256:{hashlib.sha256(body.encode()).hexdigest()}"
-
-
-def task_id(number: int) -> str:
-    return base64.urlsafe_b64encode(f"Task:{number}".encode()).decode().rstrip("=")
+    return f"sha256:{hashlib.sha256(shipped_operation(name).encode()).hexdigest()}"
 
 
 def main() -> None:
@@ -69,13 +62,15 @@ def main() -> None:
 
     def update_body() -> bytes:
         turn = next(turns)
-        variables = {"id": task_id(1 + turn % TASKS_PER_VIEWER), "status": STATUSES[turn // TASKS_PER_VIEWER % 3]}
+        variables = {"id": task_global_id(1 + turn % TASKS_PER_VIEWER),
+                     "status": STATUSES[turn // TASKS_PER_VIEWER % 3]}
         return orjson.dumps({"documentId": update, "variables": variables})
 
     reads = itertools.count()
 
     def detail_body() -> bytes:
-        return orjson.dumps({"documentId": detail, "variables": {"id": task_id(1 + next(reads) % TASKS_PER_VIEWER)}})
+        task = task_global_id(1 + next(reads) % TASKS_PER_VIEWER)
+        return orjson.dumps({"documentId": detail, "variables": {"id": task}})
 
     with workspace("tandem-bench-mutation-") as place:
         headers = bearer_headers(issue_token(place, seed(place)))

@@ -22,14 +22,11 @@ Not a test: nothing here asserts a timing. See bench/README.md for recorded figu
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import itertools
-import json
 import os
 
 from harness import (
-    ROOT,
     Placement,
     RawClient,
     Server,
@@ -44,20 +41,20 @@ from harness import (
     run,
     running,
     seed,
+    shipped_operation,
     table,
+    task_global_id,
     workspace,
 )
-
-MANIFEST = ROOT / "persisted_queries" / "mobile-app.json"
 
 
 def operation(name: str) -> tuple[str, dict[str, object]]:
     """The manifest's text of `name` and variables for it against the seeded database."""
-    body = next(op["body"] for op in json.loads(MANIFEST.read_text())["operations"] if op["name"] == name)
+    body = shipped_operation(name)
     if name == "TaskList":
         return body, {"first": 20}
     if name == "TaskDetail":
-        return body, {"id": base64.urlsafe_b64encode(b"Task:1").decode().rstrip("=")}
+        return body, {"id": task_global_id(1)}
     raise SystemExit(f"no variables known for {name}; use TaskList or TaskDetail")
 
 
