@@ -35,16 +35,18 @@ from persisted_queries.document_cache import DOCUMENT_MEMO, CachedDocument, Docu
 from resolvers.context import Context
 from schema import TandemSchema
 from schema.errors import shape_errors
+from schema.executor_template import ExecutorTemplate
 
 # The rules `schema.execute` validates with (Strawberry's default); a document valid under them may skip.
 _RULES = tuple(specified_rules)
 _PLAN = "prepared operation"  # key prefix in a document's memo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
     operation: OperationDefinitionNode
     type: OperationType
+    template: ExecutorTemplate | None = None  # from the first request that built an executor
 
 
 _UNSUITED = object()  # remembered too: this document and name always take `schema.execute`
@@ -114,11 +116,16 @@ class PreparedOperations:
             if charge is not None:
                 await charge.begin(graphql_schema, document, plan.operation, variables)
             # What graphql-core's `execute` does, without its two wrappers (this schema has no @defer/@stream).
-            executor = self.schema.execution_context_class.build(
-                graphql_schema, document, context_value=context, raw_variable_values=variables,
-                operation_name=operation_name, is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-                operation_extensions=None,
-            )
+            if plan.template is not None:
+                executor = plan.template.executor(context, variables)
+            else:
+                executor = self.schema.execution_context_class.build(
+                    graphql_schema, document, context_value=context, raw_variable_values=variables,
+                    operation_name=operation_name, is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                    operation_extensions=None,
+                )
+                if not isinstance(executor, list):
+                    plan.template = ExecutorTemplate(executor)
             if isinstance(executor, list):  # the variables do not fit the operation
                 result = GraphQLExecutionResult(None, errors=executor)
             else:

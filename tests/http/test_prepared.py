@@ -186,3 +186,28 @@ async def test_prices_remembered_per_document_are_bounded(
     assert sum(1 for key in entry.derived if isinstance(key, tuple) and key[0] == "price") == 32
     asked = [answer["body"]["extensions"]["cost"]["requestedQueryCost"] for answer in answers]
     assert asked == sorted(asked) and asked[-1] > asked[31] > asked[0]  # first: 40 asks for more than first: 32
+
+
+async def test_later_requests_with_other_variables_answer_the_same(
+    app: Starlette, client: httpx.AsyncClient, pipeline: httpx.AsyncClient, sessions: Sessions, alice: User,
+    token_for: Callable[..., str],
+) -> None:
+    """After the first request, the short way copies the executor it built then (schema/executor_template.py):
+    later requests bring their own variables, good or bad, and must not see the first one's."""
+    await _data(sessions, alice)
+    token = token_for(alice)
+    query = ("query($first: Int!, $status: [TaskStatus!]) "
+             "{ viewer { tasks(first: $first, filter: {status: $status}) { nodes { title } } } }")
+    for http in (client, pipeline):
+        for _ in range(2):
+            await _send(http, "POST", query, {"first": 1}, None, token)
+    assert app.state.prepared.find(hashlib.sha256(query.encode()).hexdigest(), None).plan.template is not None
+    answers = []
+    for variables in ({"first": 3}, {"first": 3, "status": ["DONE"]}, {"first": "many"}, {}, {"first": 2, "unknown": 1},
+                      {"first": 3}):
+        short = await _send(client, "POST", query, variables, None, token)
+        assert short == await _send(pipeline, "POST", query, variables, None, token), variables
+        answers.append(short)
+    assert len(answers[0]["body"]["data"]["viewer"]["tasks"]["nodes"]) == 3
+    assert answers[0] == answers[-1]
+    assert [answer["status"] for answer in answers[2:4]] == [400, 400]
