@@ -43,6 +43,16 @@ async def test_dashboard_statement_count_is_constant(
     assert sql_statements.count == EXPECTED_STATEMENTS, "\n\n".join(sql_statements.statements)
 
 
+async def test_the_viewer_is_read_once_per_request(
+    gql: Gql, alice: User, sql_statements: StatementCounter
+) -> None:
+    """The row read while checking the token (`UserLoaders.load_now`) is the one `viewer` resolves to."""
+    sql_statements.statements.clear()
+    body = await gql("{ viewer { id name email } me: viewer { name } }", as_user=alice)
+    assert body["data"]["viewer"]["name"] == body["data"]["me"]["name"] == alice.name
+    assert sql_statements.count == 1, "\n\n".join(sql_statements.statements)
+
+
 async def test_nested_user_connections_do_not_grow_with_the_page(
     gql: Gql, sessions: Sessions, alice: User, sql_statements: StatementCounter
 ) -> None:
