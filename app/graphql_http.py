@@ -45,6 +45,7 @@ from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
 from resolvers.errors import Unauthenticated
 from resolvers.rate_limit import PER_CALLER
+from rest.header_fields import header_field
 from schema import TandemSchema
 from schema.execution import EXECUTOR
 
@@ -69,18 +70,8 @@ class RequestError(Exception):
         self.json_status = json_status or status  # for legacy `application/json` clients
 
 
-def _fields(request: Request) -> dict[bytes, bytes]:
-    """The request's header fields by (lowercase) name, read once: `request.headers.get` scans the list
-    on every call, and a request asks for four of them."""
-    found = request.scope.get("tandem.fields")
-    if found is None:
-        found = request.scope["tandem.fields"] = {name: value for name, value in reversed(request.scope["headers"])}
-    return found
-
-
 def _field(request: Request, name: bytes) -> str | None:
-    value = _fields(request).get(name)
-    return None if value is None else value.decode("latin-1")
+    return header_field(request.scope, name)
 
 
 def _media_type(request: Request) -> str:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.metrics import Metrics
 from app.request_id import current_request_id, new_request_id
+from rest.header_fields import header_fields
 
 # JSON APIs never need to run scripts or be framed; pages that do (GraphiQL) set their own CSP.
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -66,14 +67,9 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = b""
-        cross_origin = False
-        for name, value in scope["headers"]:
-            if name == _REQUEST_ID:
-                incoming = value
-            elif name == _ORIGIN:
-                cross_origin = True
-        request_id = new_request_id(incoming.decode("latin-1"))
+        fields = header_fields(scope)
+        cross_origin = _ORIGIN in fields
+        request_id = new_request_id(fields.get(_REQUEST_ID, b"").decode("latin-1"))
         token = current_request_id.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id  # for rest/, which does not import app/
         # Unknown paths share one label so scanners cannot blow up the metric's cardinality.

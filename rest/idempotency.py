@@ -34,10 +34,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.tokens import InvalidToken, TokenService
 from auth.viewer import bearer_token
 from resolvers.errors import Unauthenticated
+from rest.header_fields import header_field
 from rest.idempotency_store import Acquired, IdempotencyStore, InProgress, Mismatch, Replay, StoredResponse
 from rest.request_ids import request_id_in
 
-HEADER = "idempotency-key"
+HEADER = b"idempotency-key"
 REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -138,8 +139,9 @@ class Idempotency:
         if scope["type"] != "http" or scope["method"] not in _MUTATING:
             await self.app(scope, receive, send)
             return
-        shape = next((p.shape for p in self.paths if p.matches(scope["method"], scope["path"])), None)
-        key = Headers(scope=scope).get(HEADER)
+        key = header_field(scope, HEADER)
+        shape = None if key is None else next(
+            (p.shape for p in self.paths if p.matches(scope["method"], scope["path"])), None)
         if shape is None or key is None:
             await self.app(scope, receive, send)
             return
@@ -149,7 +151,7 @@ class Idempotency:
             await _error(shape, 400, "INVALID_IDEMPOTENCY_KEY", message, request_id, scope)(scope, receive, send)
             return
         client = scope.get("client")
-        who = self.identify(Headers(scope=scope).get("authorization"), client[0] if client else "unknown")
+        who = self.identify(header_field(scope, b"authorization"), client[0] if client else "unknown")
         if who is None:
             await self.app(scope, receive, send)
             return
