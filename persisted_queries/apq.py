@@ -7,14 +7,15 @@ text, verified before `put`), so a shared store can never hand one client anothe
 hash that does not match it.
 
 Redis keeps the queries in one hash and their last use in a sorted set, both under one hash tag
-(`{apq}`) so the Lua scripts touch a single Cluster slot. A Redis that is down degrades to "not
+(`{apq}`) so the Lua scripts touch a single Cluster slot. A use's score is the next value of a counter
+kept with them, not the time: uses within one millisecond (or on hosts with clocks apart) stay in
+order. A Redis that is down degrades to "not
 found": clients then send the full query, which still runs.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Protocol
 
 from cachetools import LRUCache
@@ -47,11 +48,11 @@ class MemoryAPQStore:
         return len(self._queries)
 
 
-# KEYS: queries (hash), last use (zset). ARGV: sha256, query, now (ms), max entries.
+# KEYS: queries (hash), last use (zset), use counter. ARGV: sha256, query, max entries.
 _PUT = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
 if excess > 0 then
   local evicted = redis.call('ZPOPMIN', KEYS[2], excess)
   for i = 1, #evicted, 2 do redis.call('HDEL', KEYS[1], evicted[i]) end
@@ -59,10 +60,10 @@ end
 return excess
 """
 
-# KEYS: queries (hash), last use (zset). ARGV: sha256, now (ms).
+# KEYS: queries (hash), last use (zset), use counter. ARGV: sha256.
 _GET = """
 local query = redis.call('HGET', KEYS[1], ARGV[1])
-if query then redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1]) end
+if query then redis.call('ZADD', KEYS[2], 'XX', redis.call('INCR', KEYS[3]), ARGV[1]) end
 return query
 """
 
@@ -71,13 +72,13 @@ class RedisAPQStore:
     def __init__(self, redis: Redis, max_entries: int, *, prefix: str = "tandem:{apq}") -> None:
         self.redis = redis
         self.max_entries = max_entries
-        self.keys = [f"{prefix}:queries", f"{prefix}:last-use"]
+        self.keys = [f"{prefix}:queries", f"{prefix}:last-use", f"{prefix}:uses"]
         self._put = redis.register_script(_PUT)
         self._get = redis.register_script(_GET)
 
     async def get(self, sha256: str) -> str | None:
         try:
-            found = await self._get(keys=self.keys, args=[sha256, _now_ms()])
+            found = await self._get(keys=self.keys, args=[sha256])
         except RedisError as exc:
             log.warning("APQ lookup failed, answering not found: %s", exc)
             return None
@@ -87,12 +88,8 @@ class RedisAPQStore:
 
     async def put(self, sha256: str, query: str) -> bool:
         try:
-            await self._put(keys=self.keys, args=[sha256, query, _now_ms(), self.max_entries])
+            await self._put(keys=self.keys, args=[sha256, query, self.max_entries])
         except RedisError as exc:
             log.warning("APQ registration failed, the query ran unregistered: %s", exc)
             return False
         return True
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -8,16 +8,19 @@ bounded (size, count, least recently used first) and, with Redis, shared by ever
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from app.settings import Settings
 from db.engine import Sessions
 from db.models import User
+from persisted_queries.apq import RedisAPQStore
 from tests.conftest import GRAPHQL_RESPONSE, codes, serve, task_count, without_cost
 from tests.persisted.conftest import JSON, Post, apq, metric, sha256
 
@@ -266,6 +269,22 @@ async def test_registrations_are_bounded_least_recently_used_first(settings: Set
 async def test_redis_registrations_are_bounded_least_recently_used_first(settings: Settings, redis_url: str) -> None:
     async with serve(settings.model_copy(update={"apq_max_entries": 2, "redis_url": redis_url})) as http:
         assert await register_three_and_use_the_first(http) == [[], ["PERSISTED_QUERY_NOT_FOUND"], []]
+
+
+async def test_redis_keeps_the_order_of_uses_made_within_one_millisecond(redis_url: str) -> None:
+    """Last use is ordered by a counter in Redis, not a clock: back-to-back uses never tie."""
+    redis = Redis.from_url(redis_url)
+    store = RedisAPQStore(redis, 2, prefix=f"tandem:{{apq}}:test-{uuid.uuid4().hex}")
+    try:
+        for _ in range(20):  # each round takes well under a millisecond or two
+            await store.put("a", "A")
+            await store.put("b", "B")
+            assert await store.get("a") == "A"
+            await store.put("c", "C")  # evicts b, the least recently used
+            assert [await store.get(sha) for sha in ("a", "b", "c")] == ["A", None, "C"]
+            await redis.delete(*store.keys)
+    finally:
+        await redis.aclose()
 
 
 # --- shared through Redis -------------------------------------------------------------------------
