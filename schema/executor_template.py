@@ -60,7 +60,9 @@ class ExecutorTemplate:
         # Without variable definitions every request's coerced variables are the same (empty) ones.
         self._no_variables = None if self._definitions else built.variable_values
 
-    def executor(self, context_value: Any, raw_variable_values: dict[str, Any] | None) -> Executor[Any] | list[GraphQLError]:
+    def executor(
+        self, context_value: Any, raw_variable_values: dict[str, Any] | None
+    ) -> Executor[Any] | list[GraphQLError]:
         """What `Executor.build` would return for this request: an executor, or the variables' errors."""
         variable_values = self._no_variables
         if variable_values is None:
