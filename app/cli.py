@@ -30,6 +30,7 @@ def _with_sessions(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.http_protocol import CoalescingHttpToolsProtocol
     from app.main import token_service
 
     token_service(settings)  # create the first signing key once, before workers race to do it
@@ -38,6 +39,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "app.main:app_from_environment", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
         proxy_headers=True, server_header=False,
+        http=CoalescingHttpToolsProtocol,  # one write per response (app/http_protocol.py)
     )
     return 0
 

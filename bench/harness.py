@@ -178,6 +178,8 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
     """Subprocess entry point (`python bench/harness.py --serve KIND ...`): uvicorn, quiet logs."""
     import uvicorn
 
+    from app.http_protocol import CoalescingHttpToolsProtocol
+
     if kind == "tandem" and workers > 1:
         # Several workers import the app themselves (uvicorn's factory mode), like `tandem serve --workers N`.
         os.environ.update(TANDEM_DATABASE_URL=workspace.database_url, TANDEM_KEYS_DIR=str(workspace.keys_dir),
@@ -185,7 +187,7 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
         if redis_url:
             os.environ["TANDEM_REDIS_URL"] = redis_url
         uvicorn.run("app.main:app_from_environment", factory=True, host=HOST, port=port, workers=workers,
-                    log_level="warning", access_log=False, lifespan="on")
+                    log_level="warning", access_log=False, lifespan="on", http=CoalescingHttpToolsProtocol)
         return
     if kind == "tandem":
         from app.main import create_app
@@ -200,7 +202,10 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
         application = handwritten_app(workspace, defaults.issuer, defaults.audience)
     else:
         application = _hello_app(tandem_like=kind == "hello-headers")
-    uvicorn.run(application, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on")
+    # Tandem and the floor under it run uvicorn as `tandem serve` does (one write per response,
+    # app/http_protocol.py); the hand-written endpoint and the bare app run stock uvicorn.
+    http: Any = CoalescingHttpToolsProtocol if kind in ("tandem", "hello-headers") else "auto"
+    uvicorn.run(application, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on", http=http)
 
 
 def _hello_app(*, tandem_like: bool = False) -> Any:

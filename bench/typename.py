@@ -5,11 +5,11 @@ load generator on another), answering the same tiny JSON:
 
 - **tandem, anonymous**: `POST /graphql {"query": "{ __typename }"}` without a token;
 - **tandem, signed in**: the same with a bearer token (ES256 verification, the viewer's row);
-- **bare ASGI**: an ASGI app that answers the same bytes without looking at the request: what
-  uvicorn's HTTP handling costs by itself, included in both figures above;
-- **bare, headers**: the same, answering with the header fields and body of Tandem's anonymous answer
-  (security headers, `RateLimit`, request id, `extensions.cost`): uvicorn validates and encodes every
-  header field, so this is the floor under Tandem's own figure.
+- **bare ASGI**: an ASGI app that answers the same bytes without looking at the request, under stock
+  uvicorn: what uvicorn's HTTP handling costs by itself (it writes a response's head and body apart);
+- **bare, headers**: the same app answering with the header fields and body of Tandem's anonymous
+  answer (security headers, `RateLimit`, request id, `extensions.cost`), under uvicorn as `tandem
+  serve` runs it (one write per response, app/http_protocol.py): the floor under Tandem's figures.
 
 Server CPU per request is the server process's user+system time over each measured burst divided by
 its requests (`/proc`), so it is independent of how fast the load generator is.
@@ -77,8 +77,8 @@ def main() -> None:
     print()
     for name in ("anonymous", "signed in"):
         cpu = tallies[name].cpu_per_request_us
-        print(f"server CPU per request, {name}: {cpu:.0f} µs ({cpu - bare:.0f} µs above bare uvicorn, "
-              f"{cpu - floor:.0f} µs above uvicorn sending Tandem's header fields)")
+        print(f"server CPU per request, {name}: {cpu:.0f} µs ({cpu - bare:.0f} µs above bare stock uvicorn, "
+              f"{cpu - floor:.0f} µs above the bare app sending Tandem's header fields as `tandem serve` runs it)")
     footer(args, load_before)
     print()
     with workspace("tandem-bench-typename-") as place:

@@ -11,9 +11,8 @@ and stops it on exit::
 From an async test, `async with LiveServer(app) as server:` does the same without blocking the
 test's event loop while uvicorn starts and stops.
 
-`server_processes(env, count)` starts real server processes instead (`uvicorn
-app.main:app_from_environment --factory`, as `tandem serve --workers N` runs them), for tests where
-instances must share nothing but the database and Redis.
+`server_processes(env, count)` starts real server processes instead (`tandem serve`, one worker
+each), for tests where instances must share nothing but the database and Redis.
 """
 
 from __future__ import annotations
@@ -35,6 +34,8 @@ import httpx
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
+
+from app.http_protocol import CoalescingHttpToolsProtocol
 
 _HOST = "127.0.0.1"
 _ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,7 @@ class LiveServer:
             access_log=False,
             # Open WebSocket connections must not hold up the end of a test for long.
             timeout_graceful_shutdown=2,
+            http=CoalescingHttpToolsProtocol,  # as `tandem serve` runs
         )
         server = uvicorn.Server(config)
         # uvicorn installs signal handlers only on the main thread, so this thread leaves
@@ -141,12 +143,24 @@ def _free_port() -> int:
 def server_processes(env: dict[str, str], count: int, *, startup_timeout: float = 60) -> Iterator[list[str]]:
     """`count` server processes configured by `env` (`TANDEM_*`, on top of this process's environment),
     each answering `/healthz`; yields their base URLs and stops them afterwards."""
+    with _serving(env, count, startup_timeout) as running:
+        yield [url for url, _ in running]
+
+
+@contextlib.contextmanager
+def server_process(env: dict[str, str], *, startup_timeout: float = 60) -> Iterator[tuple[str, int]]:
+    """One `tandem serve` process: its base URL and its process id (to read its `/proc` counters)."""
+    with _serving(env, 1, startup_timeout) as running:
+        yield running[0]
+
+
+@contextlib.contextmanager
+def _serving(env: dict[str, str], count: int, startup_timeout: float) -> Iterator[list[tuple[str, int]]]:
     ports = [_free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory",
-             "--host", _HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=_ROOT, env={**os.environ, **env},
+            [sys.executable, "-m", "app.cli", "serve", "--host", _HOST, "--port", str(port)],
+            cwd=_ROOT, env={**os.environ, "TANDEM_LOG_LEVEL": "WARNING", **env},
         )
         for port in ports
     ]
@@ -163,7 +177,7 @@ def server_processes(env: dict[str, str], count: int, *, startup_timeout: float 
                 if time.monotonic() > deadline:
                     pytest.fail(f"the server on {url} did not start within {startup_timeout} s", pytrace=False)
                 time.sleep(0.1)
-        yield urls
+        yield [(url, process.pid) for url, process in zip(urls, processes, strict=True)]
     finally:
         for process in processes:
             process.terminate()

@@ -1,8 +1,8 @@
 """Two server processes, one Redis: a burst of concurrent requests, split between them, is admitted
 up to the bucket's capacity plus what it restored meanwhile, and not one point more.
 
-The servers are real `uvicorn app.main:app_from_environment --factory` subprocesses configured
-through `TANDEM_*` variables, as `tandem serve --workers 2` would run them.
+The servers are real `tandem serve` subprocesses configured through `TANDEM_*` variables, as
+`tandem serve --workers 2` would run them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Revocation across server processes: two real `uvicorn app.main:app_from_environment` processes
+"""Revocation across server processes: two real `tandem serve` processes
 sharing the SQLite file and a private `redis-server` (its command counters see their commands only).
 
 What an attacker holding a revoked token meets: whichever instance the token is sent to refuses it
