@@ -47,7 +47,7 @@ class ContextFactory:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
                             trusted_documents_only=identity.trusted_documents_only)
             return self._context(loaders, viewer, request_id)
-        user = await loaders.users.load_now(identity.user_id)  # primes the loader for `viewer`
+        user = await loaders.load_viewer(identity.user_id)
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
         viewer = Viewer(user.id, identity.scopes, user.role, identity.client_id, identity.token_id,

@@ -46,7 +46,7 @@ async def test_dashboard_statement_count_is_constant(
 async def test_the_viewer_is_read_once_per_request(
     gql: Gql, alice: User, sql_statements: StatementCounter
 ) -> None:
-    """The row read while checking the token (`UserLoaders.load_now`) is the one `viewer` resolves to."""
+    """The row read while checking the token (`Loaders.load_viewer`) is the one `viewer` resolves to."""
     sql_statements.statements.clear()
     body = await gql("{ viewer { id name email } me: viewer { name } }", as_user=alice)
     assert body["data"]["viewer"]["name"] == body["data"]["me"]["name"] == alice.name
