@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -93,11 +93,27 @@ def _media_type_for(accept: str) -> str:
     return JSON
 
 
+_CONTENT_TYPES = {kind: f"{kind}; charset=utf-8".encode("latin-1") for kind in (GRAPHQL_RESPONSE, JSON)}
+
+
+class JSONAnswer(Response):
+    """A Starlette `Response` for a JSON body, made without `Response.__init__`, which renders the body
+    again and searches the header fields for `content-length` and `content-type`: ours never carry them."""
+
+    def __init__(self, body: bytes, status: int, media_type: str, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        raw = [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", _CONTENT_TYPES[media_type])]
+        if headers:
+            raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        self.raw_headers = raw
+
+
 def _json_response(
     body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=f"{media_type}; charset=utf-8",
-                    headers=headers)
+    return JSONAnswer(orjson.dumps(body), status, media_type, headers)
 
 
 def _json_field(value: Any, name: str, kind: type) -> Any:
@@ -233,19 +249,23 @@ class GraphQLHTTP:
         status = 429 if throttled == len(batch) else 200
         if status != 429:
             headers.pop("retry-after", None)
-        return Response(orjson.dumps(bodies), status_code=status, media_type=f"{media_type}; charset=utf-8",
-                        headers=headers)
+        return JSONAnswer(orjson.dumps(bodies), status, media_type, headers)
 
     async def _read_body(self, request: Request) -> bytes:
         declared = _field(request, b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
         body = b""
-        async for chunk in request.stream():
-            body += chunk  # one chunk, nearly always: nothing is copied then
+        while True:  # `receive` itself: `request.stream()` adds an async generator per request
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk: bytes = message.get("body", b"")
+            body += chunk  # one message, nearly always: nothing is copied then
             if len(body) > self.max_body_bytes:
                 raise RequestError(413, f"The request body is larger than {self.max_body_bytes} bytes.")
-        return body
+            if not message.get("more_body", False):
+                return body
 
     async def _execute(
         self, request: Request, params: dict[str, Any], allowed: set[OperationType], media_type: str

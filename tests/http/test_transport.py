@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import orjson
 import pydantic
 import pytest
 
@@ -205,6 +206,17 @@ async def test_malformed_requests_are_400(client: httpx.AsyncClient, content: by
     )
     assert response.status_code == 400
     assert codes(response.json()) == ["BAD_USER_INPUT"]
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(client: httpx.AsyncClient) -> None:
+    text = orjson.dumps({"query": "{ __typename }", "operationName": None})
+
+    async def pieces() -> AsyncIterator[bytes]:  # several `http.request` messages, no Content-Length
+        for start in range(0, len(text), 7):
+            yield text[start:start + 7]
+
+    response = await client.post("/graphql", content=pieces(), headers={"Content-Type": JSON})
+    assert response.status_code == 200 and response.json()["data"] == {"__typename": "Query"}
 
 
 async def test_oversized_body_is_413(settings: Settings) -> None:
