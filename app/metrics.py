@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+
+from app.loop_metrics import LoopCounter, LoopHistogram
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "tandem_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=self.registry
+        # What every request updates: lock-free (app/loop_metrics.py).
+        self.requests = LoopCounter(
+            "tandem_http_requests", "HTTP requests served.", ["method", "route", "status"], self.registry
         )
-        self.latency = Histogram(
-            "tandem_http_request_duration_seconds", "Time to answer an HTTP request.", ["route"],
-            registry=self.registry,
+        self.latency = LoopHistogram(
+            "tandem_http_request_duration_seconds", "Time to answer an HTTP request.", "route", self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.graphql_errors = Counter(
@@ -25,11 +27,11 @@ class Metrics:
         self.graphql_operations = Counter(
             "tandem_graphql_operations", "GraphQL operations executed, by type.", ["type"], registry=self.registry
         )
-        self.graphql_executions = Counter(
+        self.graphql_executions = LoopCounter(
             "tandem_graphql_executions",
             "Operations executed, by executor: batched (schema/execution.py), fallback (the batched executor "
             "gave up and graphql-core ran it) or graphql-core (mutations and other operations it does not take).",
-            ["executor"], registry=self.registry,
+            ["executor"], self.registry,
         )
         # Persisted queries (app/persisted.py).
         self.persisted_lookups = Counter(
@@ -39,9 +41,9 @@ class Metrics:
         self.persisted_registrations = Counter(
             "tandem_persisted_query_registrations", "APQ queries registered.", registry=self.registry
         )
-        self.document_cache = Counter(
+        self.document_cache = LoopCounter(
             "tandem_document_cache_lookups", "Parsed+validated document cache lookups, by result.", ["result"],
-            registry=self.registry,
+            self.registry,
         )
         self.trusted_documents = Gauge(
             "tandem_trusted_documents", "Trusted documents loaded from manifests.", registry=self.registry
