@@ -187,7 +187,8 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
         if redis_url:
             os.environ["TANDEM_REDIS_URL"] = redis_url
         uvicorn.run("app.main:app_from_environment", factory=True, host=HOST, port=port, workers=workers,
-                    log_level="warning", access_log=False, lifespan="on", http=CoalescingHttpToolsProtocol)
+                    log_level="warning", access_log=False, lifespan="on", http=CoalescingHttpToolsProtocol,
+                    server_header=False)
         return
     if kind == "tandem":
         from app.main import create_app
@@ -205,7 +206,8 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
     # Tandem and the floor under it run uvicorn as `tandem serve` does (one write per response,
     # app/http_protocol.py); the hand-written endpoint and the bare app run stock uvicorn.
     http: Any = CoalescingHttpToolsProtocol if kind in ("tandem", "hello-headers") else "auto"
-    uvicorn.run(application, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on", http=http)
+    uvicorn.run(application, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on", http=http,
+                server_header=kind not in ("tandem", "hello-headers"))
 
 
 def _hello_app(*, tandem_like: bool = False) -> Any:
