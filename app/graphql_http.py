@@ -151,7 +151,6 @@ class GraphQLHTTP:
     ) -> None:
         self.schema = schema
         self.prepared = prepared
-        self._executions: dict[str, Any] = {}
         self.context_factory = context_factory
         self.metrics = metrics
         self.persisted = persisted
@@ -308,10 +307,7 @@ class GraphQLHTTP:
             _without_caller_budget(result, context)
         executed = _executed(result)
         if isinstance(executor := context.extras.get(EXECUTOR), str):
-            counter = self._executions.get(executor)
-            if counter is None:  # `labels()` costs a few µs a call: each child is looked up once
-                counter = self._executions[executor] = self.metrics.graphql_executions.labels(executor)
-            counter.inc()
+            self.metrics.graphql_executions.labels(executor).inc()
         await self.persisted.after_execution(operation, executed=executed)
         response = self._result(result, media_type, context)
         if context.viewer is None and any(_code(error) == "UNAUTHENTICATED" for error in result.errors or []):
