@@ -8,7 +8,7 @@ from db.engine import Sessions
 from db.reads import Reads
 from loaders import Loaders
 from realtime.hub import Realtime
-from resolvers.context import Context, Limits, SessionRevoker, Viewer
+from resolvers.context import AttemptLimiter, Context, Limits, SessionRevoker, Viewer
 from resolvers.errors import Unauthenticated
 from resolvers.webhook_urls import UrlPolicy
 
@@ -19,8 +19,11 @@ class ContextFactory:
     def __init__(
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
         revoke_sessions: SessionRevoker | None = None, url_policy: UrlPolicy | None = None,
-        realtime: Realtime | None = None, *, reads: Reads,
+        realtime: Realtime | None = None, *, reads: Reads, password_attempts: AttemptLimiter | None = None,
+        registrations: AttemptLimiter | None = None,
     ) -> None:
+        self.password_attempts = password_attempts
+        self.registrations = registrations
         self.sessions = sessions
         self.reads = reads
         self.authenticator = authenticator
@@ -56,4 +59,5 @@ class ContextFactory:
 
     def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:
         return Context(self.sessions, loaders, viewer, request_id, self.limits, self.url_policy,
-                       revoke_sessions=self.revoke_sessions, realtime=self.realtime)
+                       revoke_sessions=self.revoke_sessions, realtime=self.realtime,
+                       password_attempts=self.password_attempts, registrations=self.registrations)

@@ -39,7 +39,7 @@ from app.prepared import PreparedOperations
 from app.request_id import current_request_id
 from auth.authenticate import bearer_challenge
 from auth.revocation import RevocationUnavailable
-from limits.cost_limit import CLIENT_ADDRESS, RESPONSE_HEADERS, RESPONSE_STATUS
+from limits.cost_limit import RESPONSE_HEADERS, RESPONSE_STATUS
 from persisted_queries.document_cache import DOCUMENT_HASH
 from persisted_queries.resolve import PersistedQueryError, ResolvedOperation
 from resolvers.context import Context
@@ -281,9 +281,10 @@ class GraphQLHTTP:
                                headers={"WWW-Authenticate": bearer_challenge("invalid_token", exc.message)}) from None
         except RevocationUnavailable as exc:
             raise RequestError(503, str(exc), "INTERNAL_SERVER_ERROR", headers={"Retry-After": "5"}) from None
-        context.extras[CLIENT_ADDRESS] = request.client.host if request.client else None
+        context.client_address = request.client.host if request.client else None
         operation = await self._resolve_operation(params, context)
-        prepared = self.prepared.find(operation.sha256, operation_name) if self.prepared is not None else None
+        prepared = (self.prepared.find(operation.sha256, operation_name, context.viewer)
+                    if self.prepared is not None else None)
         try:
             if prepared is not None:
                 assert self.prepared is not None

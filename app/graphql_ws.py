@@ -49,7 +49,6 @@ from auth.authenticate import Identity
 from auth.revocation import RevocationList, RevocationUnavailable
 from auth.viewer import bearer_token
 from auth.ws_tickets import TicketStore
-from limits.cost_limit import CLIENT_ADDRESS
 from limits.websocket import ConnectionLimits, Refusal, WebSocketLimiter
 from persisted_queries.resolve import PersistedQueryError
 from resolvers.collaboration import refresh
@@ -216,7 +215,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         context.extras["disconnect"] = socket.close
         context.extras["socket"] = socket
         # The bucket an anonymous caller's operations are charged to (limits.cost_limit).
-        context.extras[CLIENT_ADDRESS] = socket.websocket.client.host if socket.websocket.client else None
+        context.client_address = socket.websocket.client.host if socket.websocket.client else None
         # Strawberry stores the connection_init payload on the context when the attribute exists.
         context.connection_params = None  # type: ignore[attr-defined]
         socket.context = context

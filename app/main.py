@@ -36,12 +36,14 @@ from auth.oauth.browser import BrowserSessions, LoginThrottle
 from auth.oauth.routes import OAuthHTTP
 from auth.oauth.server import ServerConfig
 from auth.oauth.setup import authorization_server
+from auth.registration_limits import RegistrationLimits
 from auth.revocation import RevocationList
 from auth.revocation_replica import RevocationReplica
 from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from db.reads import make_reads
+from limits.introspection import IntrospectionPolicy
 from persisted_queries.document_cache import DOCUMENT_MEMO
 from resolvers.context import Limits
 from rest import errors, health, ws_tickets
@@ -60,7 +62,8 @@ def revocation_replica(settings: Settings, redis: Redis | None) -> RevocationRep
     if redis is None or settings.redis_url is None:
         return None
     # The channel carries the prefix: pub/sub is shared by every database number on a Redis server.
-    return RevocationReplica(redis, settings.redis_url, f"{settings.redis_prefix}oauth:revocations")
+    return RevocationReplica(redis, settings.redis_url, f"{settings.redis_prefix}oauth:revocations",
+                             prefix=settings.redis_prefix)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -69,7 +72,7 @@ def create_app(settings: Settings) -> Starlette:
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     tokens = token_service(settings)
-    store = make_store(redis)  # revocation list, sign-in sessions, failed-login counters
+    store = make_store(redis, settings.redis_prefix)  # revocation list, sign-in sessions, failed-login counters
     revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
                                  fail_open=settings.revocation_fail_open, replica=revocation_replica(settings, redis))
     external = ExternalIssuers(settings.trusted_issuers)
@@ -82,8 +85,11 @@ def create_app(settings: Settings) -> Starlette:
         authorization_code_ttl_seconds=settings.authorization_code_ttl_seconds,
         exchange_audiences=tuple(settings.exchange_audiences),
     ))
+    registrations = RegistrationLimits(store, settings.registrations_per_address, settings.registrations_per_ip,
+                                       settings.registration_window_seconds)
+    login_throttle = LoginThrottle(store)  # sign-in and changePassword share its per-account counters
     oauth = OAuthHTTP(oauth_server, authenticator, BrowserSessions(
-        store, secure_cookies=settings.issuer.startswith("https://")), LoginThrottle(store))
+        store, secure_cookies=settings.issuer.startswith("https://")), login_throttle)
     metrics = Metrics()
     limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
     persisted = PersistedQueries(settings, redis, metrics)
@@ -93,17 +99,21 @@ def create_app(settings: Settings) -> Starlette:
     sockets = Sockets()
 
     tracing = tracing_extensions(settings)
+    introspection = IntrospectionPolicy(settings.introspection_mode)
     schema = build_schema(extensions=[
         *query_limits.extensions,  # first: the token limit applies while parsing
         FreshPerOperation,
+        introspection.extension,  # adds its rule before the document cache looks up validity
         *tracing,
         persisted.extension,  # parsed + validated documents by hash; keep it after rule-adding extensions
     ], production=settings.production, batched_execution=settings.batched_execution, document_memo=DOCUMENT_MEMO)
     context_factory = ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
-                                     url_policy=url_policy(settings), realtime=realtime, reads=reads)
+                                     url_policy=url_policy(settings), realtime=realtime, reads=reads,
+                                     password_attempts=login_throttle, registrations=registrations)
     # Known documents skip the extension pipeline, unless tracing wants to see every phase.
     prepared = None if tracing or not settings.prepared_operations else PreparedOperations(
-        schema, persisted.documents, static_limits=query_limits.static, cost=query_limits.cost)
+        schema, persisted.documents, static_limits=query_limits.static, cost=query_limits.cost,
+        introspection=introspection)
     graphql = GraphQLHTTP(
         schema,
         context_factory,

@@ -29,10 +29,11 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from limits.cost_limit import CostCharge, CostLimitConfig
+from limits.introspection import IntrospectionPolicy
 from limits.query_limits import StaticLimits
 from limits.shape import measure, operations
 from persisted_queries.document_cache import DOCUMENT_MEMO, CachedDocument, DocumentCache
-from resolvers.context import Context
+from resolvers.context import Context, Viewer
 from schema import TandemSchema
 from schema.errors import shape_errors
 from schema.executor_template import ExecutorTemplate
@@ -61,7 +62,7 @@ class Prepared:
 class PreparedOperations:
     def __init__(
         self, schema: TandemSchema, documents: DocumentCache, *, static_limits: StaticLimits | None,
-        cost: CostLimitConfig | None,
+        cost: CostLimitConfig | None, introspection: IntrospectionPolicy | None = None,
     ) -> None:
         if schema._schema.get_directive("defer") or schema._schema.get_directive("stream"):
             raise ValueError("incremental delivery (@defer/@stream) needs graphql-core's `execute`")
@@ -69,12 +70,16 @@ class PreparedOperations:
         self.documents = documents
         self.static_limits = static_limits
         self.cost = cost
+        self.introspection = introspection
 
-    def find(self, sha256: str, operation_name: str | None) -> Prepared | None:
-        """The prepared operation, when this document and name can take the short way."""
+    def find(self, sha256: str, operation_name: str | None, viewer: Viewer | None = None) -> Prepared | None:
+        """The prepared operation, when this document and name can take the short way for this caller."""
         entry = self.documents.peek(sha256)
         if entry is None:
             return None
+        if self.introspection is not None and (extra := self.introspection.extra_rules(viewer)):
+            if (*_RULES, *extra) not in entry.valid_under:  # e.g. no introspection for this caller
+                return None
         key = (_PLAN, operation_name)
         plan = entry.derived.get(key)
         if plan is None:

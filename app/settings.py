@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.external import TrustedIssuer
+from limits.introspection import IntrospectionMode
 from rest.webhook_sources import WebhookSource, by_name
 
 VAR_DIR = Path("var")
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore")
 
     env: Literal["development", "production"] = "development"
+    # Who may introspect the schema: on | authenticated | off (unset: `authenticated` in production, else `on`).
+    introspection: IntrospectionMode | None = None
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'tandem.db'}"
     redis_url: str | None = None
     issuer: str = "http://127.0.0.1:8000"
@@ -62,6 +65,10 @@ class Settings(BaseSettings):
     # Redis configured but not answering (and the in-memory copy of the revocation list not in sync):
     # accept unexpired tokens not known to be revoked (true), or answer 503 (false).
     revocation_fail_open: bool = True
+    # `register`: at most this many per email address and per client IP in a sliding window.
+    registrations_per_address: int = Field(default=3, gt=0)
+    registrations_per_ip: int = Field(default=10, gt=0)
+    registration_window_seconds: int = Field(default=3600, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
@@ -165,6 +172,12 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def introspection_mode(self) -> IntrospectionMode:
+        if self.introspection is not None:
+            return self.introspection
+        return IntrospectionMode.AUTHENTICATED if self.production else IntrospectionMode.ON
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -1,7 +1,7 @@
 """This process's copy of the revocation list, kept current over Redis pub/sub, so that checking a
 token costs no Redis round trip.
 
-Redis stays the source of truth: a revocation is a key `tandem:oauth:revoked:{jti|sid}:<id>` with a
+Redis stays the source of truth: a revocation is a key `<prefix>oauth:revoked:{jti|sid}:<id>` with a
 TTL, written in one MULTI with a message on `channel` that every instance listens to. A replica
 answers from memory only while it knows it holds everything:
 
@@ -34,11 +34,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from auth.store import PREFIX
-
 log = logging.getLogger("tandem.auth")
 
-KEYS = PREFIX + "revoked:"
 _LOAD_BATCH = 500
 _PRUNE_EVERY_SECONDS = 30.0
 
@@ -57,9 +54,10 @@ class RevocationReplica:
 
     def __init__(
         self, redis: Redis, url: str, channel: str, *, heartbeat_seconds: float = 0.5,
-        stale_after_seconds: float = 1.5, retry_seconds: float = 0.5,
+        stale_after_seconds: float = 1.5, retry_seconds: float = 0.5, prefix: str = "tandem:",
     ) -> None:
         self.redis = redis
+        self.keys = f"{prefix}oauth:revoked:"  # where `RedisStore(redis, prefix)` keeps revocations
         self.channel = channel
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_after_seconds = stale_after_seconds
@@ -89,7 +87,7 @@ class RevocationReplica:
         or neither, so no revocation falls between its SCAN and its subscription."""
         ttl = max(1, ttl_seconds)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(KEYS + name, "1", ex=ttl)
+            pipe.set(self.keys + name, "1", ex=ttl)
             # Relative TTLs: the instances' clocks need not agree.
             pipe.publish(self.channel, json.dumps({"name": name, "ttl": ttl}))
             await pipe.execute()
@@ -187,7 +185,7 @@ class RevocationReplica:
 
     async def _load(self) -> None:
         keys: list[bytes] = []
-        async for key in self._listener.scan_iter(match=KEYS + "*", count=_LOAD_BATCH):
+        async for key in self._listener.scan_iter(match=self.keys + "*", count=_LOAD_BATCH):
             keys.append(key)
             if len(keys) >= _LOAD_BATCH:
                 await self._load_expiries(keys)
@@ -202,7 +200,7 @@ class RevocationReplica:
                 pipe.pttl(key)
             ttls: list[int] = await pipe.execute()
         for key, pttl in zip(keys, ttls, strict=True):
-            name = key.decode().removeprefix(KEYS)
+            name = key.decode().removeprefix(self.keys)
             if pttl == -1:  # set by hand without an expiry: revoked for as long as this process runs
                 self._remember(name, math.inf)
             elif pttl > 0:

@@ -39,7 +39,6 @@ from resolvers.errors import QueryTooComplex, RateLimited
 from resolvers.rate_limit import RateLimitStatus, set_rate_limit_status
 
 # Keys of `Context.extras` shared with the transports.
-CLIENT_ADDRESS = "client_address"  # set by the transport: the peer's IP address
 RESPONSE_HEADERS = "response_headers"  # read by the HTTP transport
 RESPONSE_STATUS = "response_status"  # read by the HTTP transport: 429 (or 503 when failing closed)
 
@@ -152,8 +151,7 @@ class CostCharge:
         return known
 
     def _bucket(self) -> Bucket:
-        address = self.context.extras.get(CLIENT_ADDRESS)
-        return self.config.limiter.bucket(self.context.viewer, address if isinstance(address, str) else None)
+        return self.config.limiter.bucket(self.context.viewer, self.context.client_address)
 
     def _refused(self, verdict: Verdict, *, unavailable: bool) -> GraphQLError:
         assert self.requested is not None

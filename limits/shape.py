@@ -7,7 +7,10 @@ on any parsed document, valid or not: it is iterative (no recursion, however dee
 reads each definition once, and measures each fragment once however often it is spread. Fragment
 cycles and spreads of unknown fragments add nothing here; validation reports them afterwards.
 
-- **depth**: fields nested in fields, through fragments (`{ viewer { name } }` is 2).
+- **depth**: fields nested in fields, through fragments (`{ viewer { name } }` is 2). What is under
+  `__schema` and `__type` does not count: the standard introspection query that IDEs and codegen send
+  nests `ofType` nine levels deep, its size is bounded by the schema, and the cost analysis prices it;
+  who may introspect at all is `limits/introspection.py`'s rule.
 - **aliases**, **directives**: as written in the operation and in each fragment it reaches
   (a fragment spread twice is written once, and graphql-core executes it once).
 - **root fields**: distinct response keys at the top of the operation, through fragments.
@@ -48,6 +51,12 @@ class _Local:
     root_keys: set[str] = field(default_factory=set)
     # (fragment name, fields enclosing the spread within this definition)
     spreads: list[tuple[str, int]] = field(default_factory=list)
+    # fragments spread under an introspection field: their aliases and directives count, their depth not
+    uncounted_spreads: list[str] = field(default_factory=list)
+
+
+# Introspection's entry points; what is under them adds no depth.
+_INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
 def operations(document: DocumentNode, operation_name: str | None) -> list[OperationDefinitionNode]:
@@ -84,24 +93,29 @@ def measure(document: DocumentNode, operation_name: str | None = None) -> Shape:
 def _read(definition: ExecutableDefinitionNode) -> _Local:
     """One iterative walk over a definition's own nodes."""
     out = _Local(directives=len(definition.directives or ()))
-    stack: list[tuple[SelectionSetNode, int]] = [(definition.selection_set, 0)]
+    # (selection set, fields enclosing it, whether it is under an introspection field)
+    stack: list[tuple[SelectionSetNode, int, bool]] = [(definition.selection_set, 0, False)]
     while stack:
-        selection_set, enclosing = stack.pop()
+        selection_set, enclosing, uncounted = stack.pop()
         for selection in selection_set.selections:
             out.directives += len(selection.directives or ())
             if isinstance(selection, FieldNode):
-                depth = enclosing + 1
+                depth = enclosing if uncounted else enclosing + 1
                 out.depth = max(out.depth, depth)
                 if selection.alias is not None:
                     out.aliases += 1
-                if enclosing == 0:
+                if enclosing == 0 and not uncounted:
                     out.root_keys.add((selection.alias or selection.name).value)
                 if selection.selection_set is not None:
-                    stack.append((selection.selection_set, depth))
+                    below = uncounted or selection.name.value in _INTROSPECTION_ROOTS
+                    stack.append((selection.selection_set, depth, below))
             elif isinstance(selection, InlineFragmentNode):
-                stack.append((selection.selection_set, enclosing))
+                stack.append((selection.selection_set, enclosing, uncounted))
             elif isinstance(selection, FragmentSpreadNode):
-                out.spreads.append((selection.name.value, enclosing))
+                if uncounted:
+                    out.uncounted_spreads.append(selection.name.value)
+                else:
+                    out.spreads.append((selection.name.value, enclosing))
     return out
 
 
@@ -128,7 +142,7 @@ class _Document:
 
     def shape(self, operation: OperationDefinitionNode) -> Shape:
         own = _read(operation)
-        reached = self.reachable(own.spreads, only_top=False)
+        reached = self.reachable(own.spreads, only_top=False, uncounted=own.uncounted_spreads)
         depth = max([own.depth, *(before + self.depth(name) for name, before in own.spreads)])
         root_keys = set(own.root_keys)
         for found in self.reachable(own.spreads, only_top=True):
@@ -140,11 +154,16 @@ class _Document:
             root_fields=len(root_keys),
         )
 
-    def reachable(self, spreads: list[tuple[str, int]], *, only_top: bool) -> list[_Local]:
-        """Known fragments reached through spreads, each once (`only_top`: spreads outside any field)."""
+    def reachable(
+        self, spreads: list[tuple[str, int]], *, only_top: bool, uncounted: list[str] | None = None
+    ) -> list[_Local]:
+        """Known fragments reached through spreads, each once (`only_top`: spreads outside any field;
+        otherwise also those under introspection fields, `uncounted`)."""
         seen: set[str] = set()
         found: list[_Local] = []
         pending = [name for name, before in spreads if before == 0 or not only_top]
+        if not only_top:
+            pending.extend(uncounted or ())
         while pending:
             name = pending.pop()
             if name in seen or (fragment := self.local(name)) is None:
@@ -152,6 +171,8 @@ class _Document:
             seen.add(name)
             found.append(fragment)
             pending.extend(child for child, before in fragment.spreads if before == 0 or not only_top)
+            if not only_top:
+                pending.extend(fragment.uncounted_spreads)
         return found
 
     def depth(self, start: str) -> int:

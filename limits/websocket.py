@@ -16,7 +16,7 @@ One `WebSocketLimiter` per app; one `ConnectionLimits` per socket, from `open()`
     when the socket closes, however it closes: await limits.close()
 
 A subscription's query cost is charged when it starts by the `CostLimit` extension, like any
-operation, provided the context's `extras` carry the client address (`CLIENT_ADDRESS`); a start
+operation, provided the context carries the client address (`Context.client_address`); a start
 refused there with RATE_LIMITED should be reported back with `limits.strike()`.
 
 Exceeding a limit is a strike: the offending message is dropped or refused. After `strikes` of

@@ -49,6 +49,17 @@ class SessionRevoker(Protocol):
     async def __call__(self, user_id: int, *, keep: str | None) -> None: ...
 
 
+class AttemptLimiter(Protocol):
+    """Counts an attempt before the slow or sensitive work it guards, so parallel attempts cannot
+    all pass the check before any of them is counted."""
+
+    async def attempt(self, account: str, address: str | None) -> int:
+        """Count one attempt; seconds until another is allowed when this one is over the limit, else 0."""
+
+    async def succeeded(self, account: str, address: str | None) -> None:
+        """The attempt succeeded: give back what it counted against the account."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     default_page_size: int = 20
@@ -66,6 +77,12 @@ class Context:
     # Where outbound webhooks may point; the safe (production) rule unless the app says otherwise.
     url_policy: UrlPolicy = field(default_factory=lambda: UrlPolicy(allow_private=False))
     realtime: Realtime | None = None  # pub/sub, collaborative content, presence (None: nothing published)
+    # The peer's IP address, set by the transport (behind a trusted proxy: the forwarded one).
+    client_address: str | None = None
+    # Sign-in and password attempts per account and address (the auth layer's `LoginThrottle`).
+    password_attempts: AttemptLimiter | None = None
+    # Registrations per address and per IP, in a sliding window (the auth layer's).
+    registrations: AttemptLimiter | None = None
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
     # Provided by the auth layer, which owns sessions; None where nothing can be revoked.

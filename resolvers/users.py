@@ -73,6 +73,10 @@ async def update_viewer(ctx: Context, changes: dict[str, Any]) -> UserRecord:
     return user
 
 
+class EmailTaken(BadUserInput):
+    """Said to admins (CLI) and never to a stranger registering: that would tell who has an account."""
+
+
 async def create_user(
     sessions: Sessions, *, email: str, name: str, password_hash: str | None, admin: bool = False
 ) -> User:
@@ -80,7 +84,7 @@ async def create_user(
     address = validation.email(email)
     clean_name = validation.required_text(name, "name", 200)
     if await _email_taken(sessions, address):
-        raise BadUserInput("That email address is already in use.", field="email")
+        raise EmailTaken("That email address is already in use.", field="email")
     user = User(
         email=address,
         name=clean_name,

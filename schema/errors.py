@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from resolvers.errors import DomainError
 from schema.directives import FREE
@@ -41,6 +42,10 @@ def shape_errors(errors: Iterable[GraphQLError], request_id: str) -> None:
             extensions["code"] = original.code
             if original.field:
                 extensions["field"] = original.field
+        elif isinstance(original, InvalidOperationTypeError):
+            # e.g. a query sent over the legacy graphql-ws protocol, which runs subscriptions only.
+            extensions["code"] = "BAD_USER_INPUT"
+            error.message = f"This transport does not run {original.operation_type.value} operations."
         elif original is None or isinstance(original, GraphQLError):
             # Parse, validation and variable-coercion errors: the request itself is wrong.
             extensions.setdefault("code", "BAD_USER_INPUT")

@@ -115,10 +115,17 @@ class RegisterInput:
     password: str
 
 
+REGISTERED = "If this address had no account, it has one now: sign in with it."
+
+
 @strawberry.type
 class RegisterPayload:
-    user: User | None
+    user: User | None = strawberry.field(deprecation_reason=(
+        "Always null: `register` answers the same whether or not the address already had an account, "
+        "so it cannot be used to find out who has one. Sign in to read your account."))
     user_errors: list[UserError]
+    message: str | None = strawberry.field(
+        default=None, description="What happened, in words the same for a new and a taken address.")
 
 
 @strawberry.input
@@ -138,11 +145,10 @@ class AccountMutations:
     @strawberry.mutation(description="Create an account with email and password; then sign in through OAuth.")
     async def register(self, info: Info[Context, Any], input: RegisterInput) -> RegisterPayload:
         try:
-            row = await auth.accounts.register(info.context.sessions, email=input.email, name=input.name,
-                                               password=input.password)
+            await auth.accounts.register(info.context, email=input.email, name=input.name, password=input.password)
         except BadUserInput as exc:
             return RegisterPayload(user=None, user_errors=[UserError.from_exception(exc)])
-        return RegisterPayload(user=User.from_row(row, show_email=True), user_errors=[])
+        return RegisterPayload(user=None, user_errors=[], message=REGISTERED)
 
     @strawberry.mutation(
         description="Change your password; every other session is signed out (its refresh tokens stop working).",

@@ -77,7 +77,10 @@ class BrowserSessions:
 
 
 class LoginThrottle:
-    """Failed sign-ins per account and per client IP, in fixed windows; a full window blocks until it ends."""
+    """Sign-in and password attempts per account and per client IP, in fixed windows; a full window
+    blocks until it ends. An attempt is counted before the password is checked (one atomic increment),
+    so parallel guesses cannot all pass the check before any is counted; a success gives it back.
+    `changePassword` counts against the same account (the `AttemptLimiter` the context carries)."""
 
     WINDOW_SECONDS = 15 * 60
     PER_ACCOUNT = 5
@@ -87,20 +90,17 @@ class LoginThrottle:
         self.store = store
 
     @staticmethod
-    def _keys(username: str, ip: str) -> tuple[str, str]:
-        return f"login:account:{digest(username.strip().lower())}", f"login:ip:{digest(ip)}"
+    def _keys(account: str, address: str | None) -> tuple[str, str]:
+        return f"login:account:{digest(account.strip().lower())}", f"login:ip:{digest(address or 'unknown')}"
 
-    async def retry_after(self, username: str, ip: str) -> int:
-        """Seconds until the next attempt is allowed; 0 when it is allowed now."""
-        account, address = self._keys(username, ip)
-        waits = [await self.store.ttl(key) for key, limit in ((account, self.PER_ACCOUNT), (address, self.PER_IP))
-                 if int(await self.store.get(key) or 0) >= limit]
+    async def attempt(self, account: str, address: str | None) -> int:
+        """Count one attempt; seconds until the next is allowed when this one is over a limit, else 0."""
+        waits = []
+        for key, limit in zip(self._keys(account, address), (self.PER_ACCOUNT, self.PER_IP), strict=True):
+            if await self.store.incr(key, self.WINDOW_SECONDS) > limit:
+                waits.append(max(1, await self.store.ttl(key)))
         return max(waits, default=0)
 
-    async def failed(self, username: str, ip: str) -> None:
-        account, address = self._keys(username, ip)
-        await self.store.incr(account, self.WINDOW_SECONDS)
-        await self.store.incr(address, self.WINDOW_SECONDS)
-
-    async def succeeded(self, username: str, ip: str) -> None:
-        await self.store.delete(self._keys(username, ip)[0])
+    async def succeeded(self, account: str, address: str | None) -> None:
+        for key in self._keys(account, address):
+            await self.store.decr(key)

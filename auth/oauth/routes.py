@@ -175,7 +175,7 @@ class OAuthHTTP:
         username = _text(form.get("username")).strip()[:320]
         password = _text(form.get("password"))[:1024]
         ip = request.client.host if request.client else "unknown"
-        retry_after = await self.throttle.retry_after(username, ip)
+        retry_after = await self.throttle.attempt(username, ip)  # counted before the slow check
         if retry_after:
             return self._page(grant, client, browser, None, username=username, status=429,
                               error=f"Too many failed sign-ins. Try again in {max(1, retry_after // 60)} minute(s).",
@@ -185,7 +185,6 @@ class OAuthHTTP:
         # Verified even for an unknown email (against a dummy hash): the timing tells nothing.
         valid = await anyio.to_thread.run_sync(verify_password_or_dummy, user.password_hash if user else None, password)
         if user is None or not valid:
-            await self.throttle.failed(username, ip)
             log.info("failed sign-in", extra={"client_id": client.client_id})
             return self._page(grant, client, browser, None, username=username, status=400,
                               error="The email or password is not right.")

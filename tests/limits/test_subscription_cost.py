@@ -10,7 +10,7 @@ from typing import Any
 import strawberry
 
 from limits.buckets import MemoryBuckets, Policy
-from limits.cost_limit import CLIENT_ADDRESS, CostLimit, CostLimitConfig
+from limits.cost_limit import CostLimit, CostLimitConfig
 from limits.limiter import Limiter, Tiers
 from resolvers.context import Context, Viewer
 
@@ -42,7 +42,7 @@ def _schema(buckets: MemoryBuckets) -> strawberry.Schema:
 
 def _context() -> Context:
     context = Context(None, None, Viewer(1, frozenset()), "test")  # type: ignore[arg-type]
-    context.extras[CLIENT_ADDRESS] = "198.51.100.7"
+    context.client_address = "198.51.100.7"
     return context
 
 

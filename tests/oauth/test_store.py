@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
-from auth.store import PREFIX, MemoryStore, RedisStore, Store
+from auth.store import MemoryStore, RedisStore, Store
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -38,11 +39,32 @@ async def test_counters_start_a_window_on_first_increment(store: Store) -> None:
     assert await store.incr("test:count", 60) == 1
 
 
+async def test_counters_are_given_back_but_never_brought_back_to_life(store: Store) -> None:
+    await store.decr("test:gone")  # nothing to give back to: no counter appears
+    assert await store.ttl("test:gone") == 0 and await store.get("test:gone") is None
+    assert [await store.incr("test:back", 60) for _ in range(3)] == [1, 2, 3]
+    await store.decr("test:back")
+    assert await store.incr("test:back", 60) == 3
+    assert 0 < await store.ttl("test:back") <= 60
+
+
+async def test_sliding_windows_count_recent_hits(store: Store) -> None:
+    counts = [(await store.hit("test:window", 60))[0] for _ in range(4)]
+    assert counts == [1, 2, 3, 4]
+    count, oldest_leaves_in = await store.hit("test:window", 60)
+    assert count == 5 and 59 < oldest_leaves_in <= 60
+    assert (await store.hit("test:window-short", 1))[0] == 1
+    await asyncio.sleep(1.1)
+    assert (await store.hit("test:window-short", 1))[0] == 1  # the first hit left the window
+
+
 async def test_redis_keys_are_namespaced(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
     try:
         await RedisStore(redis).put("test:b", "x", 60)
-        assert await redis.get(PREFIX + "test:b") == b"x"
-        assert PREFIX.startswith("tandem:")
+        assert await redis.get("tandem:oauth:test:b") == b"x"
+        await RedisStore(redis, "kitbar:").put("test:b", "y", 60)
+        assert await redis.get("kitbar:oauth:test:b") == b"y"
+        await redis.delete("kitbar:oauth:test:b")
     finally:
         await redis.aclose()
