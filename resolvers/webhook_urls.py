@@ -44,10 +44,36 @@ class UrlPolicy:
         return not self.allow_private
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: reaching one may reach that address.
+_EMBEDS_IPV4_LOW = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated): ::127.0.0.1
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (RFC 2765)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+)
+# Never a public destination: local-use NAT64 (RFC 8215), site-local (deprecated, RFC 3879).
+_NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("fec0::/10"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address leads to (6to4, Teredo, NAT64, mapped...), or None."""
+    if any(ip in network for network in _EMBEDS_IPV4_LOW):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour is not None:  # 2002::/16
+        return [ip.sixtofour]
+    if ip.teredo is not None:  # 2001::/32: (server, client)
+        return list(ip.teredo)
+    return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _NEVER_PUBLIC):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:  # public only if every IPv4 address it leads to is
+            return all(v4.is_global and not v4.is_multicast for v4 in embedded)
     return ip.is_global and not ip.is_multicast
 
 

@@ -249,6 +249,19 @@ async def test_production_refuses_private_and_loopback_targets(settings: Setting
         "https://[fd00::1]/hook": "private or reserved address",
         "https://0.0.0.0/hook": "private or reserved address",
         "https://224.0.0.1/hook": "private or reserved address",
+        # IPv6 forms that lead to an IPv4 address: refused unless that address is public.
+        "https://[::127.0.0.1]/hook": "private or reserved address",  # IPv4-compatible
+        "https://[::ffff:0:10.0.0.1]/hook": "private or reserved address",  # IPv4-translated
+        "https://[64:ff9b::7f00:1]/hook": "private or reserved address",  # NAT64 of 127.0.0.1
+        "https://[64:ff9b::a9fe:a9fe]/hook": "private or reserved address",  # NAT64 of 169.254.169.254
+        "https://[64:ff9b:1::5db8:d70e]/hook": "private or reserved address",  # local-use NAT64
+        "https://[2002:7f00:1::]/hook": "private or reserved address",  # 6to4 of 127.0.0.1
+        "https://[2002:a00:1::1]/hook": "private or reserved address",  # 6to4 of 10.0.0.1
+        "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook": "private or reserved address",  # Teredo, client 10.0.0.1
+        "https://[fec0::1]/hook": "private or reserved address",  # site-local
+        "https://[::]/hook": "private or reserved address",
+        "https://[ff02::1]/hook": "private or reserved address",
+        "https://[2001:db8::1]/hook": "private or reserved address",  # documentation
     }
     async with own_app(production) as own:
         alice = await make_user(own.sessions, "Alice")
@@ -258,8 +271,10 @@ async def test_production_refuses_private_and_loopback_targets(settings: Setting
             assert [(e["field"], e["code"]) for e in errors] == [("url", "BAD_USER_INPUT")], url
             assert reason in errors[0]["message"], (url, errors[0]["message"])
         # A public address is fine (nothing is sent: no event happens and the worker is off).
-        allowed = await own.graphql(alice, CREATE_ENDPOINT, _create_input("https://93.184.215.14/hook"))
-        assert allowed["data"]["createWebhookEndpoint"]["userErrors"] == []
+        for public in ("https://93.184.215.14/hook", "https://[64:ff9b::5db8:d70e]/hook",
+                       "https://[2002:5db8:d70e::1]/hook", "https://[2606:2800:220:1::]/hook"):
+            allowed = await own.graphql(alice, CREATE_ENDPOINT, _create_input(public))
+            assert allowed["data"]["createWebhookEndpoint"]["userErrors"] == [], public
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
