@@ -38,7 +38,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:app_from_environment", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
-        proxy_headers=True, server_header=False,
+        # Forwarded header fields only from the proxies named in TANDEM_FORWARDED_ALLOW_IPS (uvicorn's
+        # default would believe anything on 127.0.0.1).
+        proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        server_header=False,
         http=CoalescingHttpToolsProtocol,  # one write per response (app/http_protocol.py)
     )
     return 0

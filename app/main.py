@@ -142,7 +142,9 @@ def create_app(settings: Settings) -> Starlette:
         *ws_tickets.routes(authenticator.identify, tickets, settings.ws_ticket_ttl_seconds, current_request_id.get),
         Route("/.well-known/jwks.json", _jwks_endpoint(tokens), methods=["GET"]),
         *oauth.routes(),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        Route("/metrics", metrics.endpoint(
+            token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+            public=not settings.production), methods=["GET"]),
         *health.routes(sessions, redis),
         *rest_layer.routes,
     ]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.loop_metrics import LoopCounter, LoopHistogram
+from auth.viewer import bearer_token
+from resolvers.errors import Unauthenticated
+from rest.errors import error_response
+from rest.request_ids import request_id_of
 
 
 class Metrics:
@@ -56,5 +63,22 @@ class Metrics:
             registry=self.registry,
         )
 
-    async def endpoint(self, request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+    def endpoint(self, *, token: str | None, public: bool) -> Callable[[Request], Awaitable[Response]]:
+        """`GET /metrics`: behind `Authorization: Bearer <token>` when a token is set; otherwise open
+        only where `public` (development), and not found (404) anywhere else: metrics map the service."""
+        expected = token.encode() if token else None
+
+        async def metrics(request: Request) -> Response:
+            if expected is not None:
+                try:
+                    presented = (bearer_token(request.headers.get("authorization")) or "").encode()
+                except Unauthenticated:
+                    presented = b""
+                if not hmac.compare_digest(presented, expected):
+                    return error_response(401, "UNAUTHENTICATED", "Send the metrics token as a bearer token.",
+                                          request_id_of(request), headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+            elif not public:
+                return error_response(404, "NOT_FOUND", "Not Found", request_id_of(request))
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return metrics

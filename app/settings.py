@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.external import TrustedIssuer
@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     registrations_per_address: int = Field(default=3, gt=0)
     registrations_per_ip: int = Field(default=10, gt=0)
     registration_window_seconds: int = Field(default=3600, gt=0)
+    # `/metrics` needs `Authorization: Bearer <this>` when set; unset, production answers 404 there.
+    metrics_token: SecretStr | None = None
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs,
+    # `*` for any); unset: none, and the peer's own address is the client's.
+    forwarded_allow_ips: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
