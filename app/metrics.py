@@ -16,6 +16,8 @@ from resolvers.errors import Unauthenticated
 from rest.errors import error_response
 from rest.request_ids import request_id_of
 
+_CHALLENGE = 'Bearer realm="metrics"'
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -76,7 +78,7 @@ class Metrics:
                     presented = b""
                 if not hmac.compare_digest(presented, expected):
                     return error_response(401, "UNAUTHENTICATED", "Send the metrics token as a bearer token.",
-                                          request_id_of(request), headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+                                          request_id_of(request), headers={"WWW-Authenticate": _CHALLENGE})
             elif not public:
                 return error_response(404, "NOT_FOUND", "Not Found", request_id_of(request))
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

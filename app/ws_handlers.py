@@ -62,8 +62,13 @@ def _starts(message: object, kind: str) -> str | None:
 
 
 def _well_formed(payload: object) -> bool:
-    return (isinstance(payload, dict) and isinstance(payload.get("query"), str | None)
-            and isinstance(payload.get("extensions"), dict | None))
+    """A payload that names a document to run: `query`, `documentId` or an APQ hash."""
+    if not (isinstance(payload, dict) and isinstance(payload.get("query"), str | None)
+            and isinstance(payload.get("extensions"), dict | None)):
+        return False
+    extensions = payload.get("extensions") or {}
+    return (isinstance(payload.get("query"), str) or isinstance(payload.get("documentId"), str)
+            or isinstance(extensions.get("persistedQuery"), dict))
 
 
 async def _admit_message(socket: Socket) -> bool:

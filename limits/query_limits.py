@@ -40,6 +40,8 @@ from resolvers.errors import DomainError, QueryTooComplex, QueryTooDeep
 _TOKEN_LIMIT = re.compile(r"Document contains more than \d+ (tokens|comments)\. Parsing aborted\.")
 # Counting tokens after the parser gave up only serves the error message: stop at some multiple.
 _COUNT_UP_TO = 10
+# Validation errors answered for one document, each a different one.
+_MAX_ERRORS = 10
 
 
 
@@ -128,11 +130,14 @@ class QueryLimits(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            violation = self.config.limits.violation(
-                self.config.shape(context.context, document, context.operation_name))
+            shape = self.config.shape(context.context, document, context.operation_name)
+            violation = self.config.limits.violation(shape) or _repeated_directive(context.schema, shape)
             if violation is not None:
                 context.pre_execution_errors = [violation]  # Strawberry then skips validation
         yield
+        if context.pre_execution_errors:
+            # In place: Strawberry has already put this very list in the result it returns.
+            context.pre_execution_errors[:] = _first_of_each_kind(context.pre_execution_errors)
 
     def _too_many_tokens(self, what: str) -> GraphQLError:
         limit = self.config.limits.max_tokens
@@ -143,6 +148,24 @@ class QueryLimits(SchemaExtension):
         if found > cap:
             return limit_error(QueryTooComplex, f"The query has more than {cap} tokens", limit, None)
         return limit_error(QueryTooComplex, f"The query has {found} tokens", limit, found)
+
+
+def _repeated_directive(schema: Any, shape: Shape) -> GraphQLError | None:
+    """One error for a directive repeated where it may appear once (validation would give one per copy)."""
+    for name in sorted(shape.repeated_directives):
+        directive = schema._schema.get_directive(name)
+        if directive is None or not directive.is_repeatable:
+            return GraphQLError(f"The directive '@{name}' is repeated on one location; it may appear there once.")
+    return None
+
+
+def _first_of_each_kind(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Validation errors with the same message (an unknown directive or field written many times)
+    answered once, and at most `_MAX_ERRORS` in all: the answer must not grow with the attack."""
+    kept: dict[str, GraphQLError] = {}
+    for error in errors:
+        kept.setdefault(error.message, error)
+    return list(kept.values())[:_MAX_ERRORS]
 
 
 def _memo(context: Any, key: str | None) -> dict[Any, object] | None:

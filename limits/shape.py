@@ -14,14 +14,16 @@ cycles and spreads of unknown fragments add nothing here; validation reports the
 - **aliases**, **directives**: as written in the operation and in each fragment it reaches
   (a fragment spread twice is written once, and graphql-core executes it once).
 - **root fields**: distinct response keys at the top of the operation, through fragments.
+- **repeated directives**: names written twice or more on one node, anywhere the operation reaches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from graphql import (
+    DirectiveNode,
     DocumentNode,
     ExecutableDefinitionNode,
     FieldNode,
@@ -39,6 +41,9 @@ class Shape:
     aliases: int
     directives: int
     root_fields: int
+    # Directive names written more than once on one node (`@skip(if: $a) @skip(if: $b)`): validation
+    # would report each repetition, so the limits refuse those that are not repeatable with one error.
+    repeated_directives: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -49,6 +54,7 @@ class _Local:
     aliases: int = 0
     directives: int = 0
     root_keys: set[str] = field(default_factory=set)
+    repeated_directives: set[str] = field(default_factory=set)
     # (fragment name, fields enclosing the spread within this definition)
     spreads: list[tuple[str, int]] = field(default_factory=list)
     # fragments spread under an introspection field: their aliases and directives count, their depth not
@@ -87,18 +93,22 @@ def measure(document: DocumentNode, operation_name: str | None = None) -> Shape:
         aliases=max(s.aliases for s in shapes),
         directives=max(s.directives for s in shapes),
         root_fields=max(s.root_fields for s in shapes),
+        repeated_directives=frozenset().union(*(s.repeated_directives for s in shapes)),
     )
 
 
 def _read(definition: ExecutableDefinitionNode) -> _Local:
     """One iterative walk over a definition's own nodes."""
     out = _Local(directives=len(definition.directives or ()))
+    _note_repeats(definition.directives, out.repeated_directives)
     # (selection set, fields enclosing it, whether it is under an introspection field)
     stack: list[tuple[SelectionSetNode, int, bool]] = [(definition.selection_set, 0, False)]
     while stack:
         selection_set, enclosing, uncounted = stack.pop()
         for selection in selection_set.selections:
             out.directives += len(selection.directives or ())
+            if selection.directives and len(selection.directives) > 1:
+                _note_repeats(selection.directives, out.repeated_directives)
             if isinstance(selection, FieldNode):
                 depth = enclosing if uncounted else enclosing + 1
                 out.depth = max(out.depth, depth)
@@ -117,6 +127,15 @@ def _read(definition: ExecutableDefinitionNode) -> _Local:
                 else:
                     out.spreads.append((selection.name.value, enclosing))
     return out
+
+
+def _note_repeats(directives: Sequence[DirectiveNode] | None, into: set[str]) -> None:
+    seen: set[str] = set()
+    for directive in directives or ():
+        name = directive.name.value
+        if name in seen:
+            into.add(name)
+        seen.add(name)
 
 
 @dataclass(slots=True)
@@ -152,6 +171,8 @@ class _Document:
             aliases=own.aliases + sum(found.aliases for found in reached),
             directives=own.directives + sum(found.directives for found in reached),
             root_fields=len(root_keys),
+            repeated_directives=frozenset(own.repeated_directives).union(
+                *(found.repeated_directives for found in reached)),
         )
 
     def reachable(

@@ -231,3 +231,35 @@ async def test_only_the_operation_that_runs_is_measured(limited_app: LimitedApp)
         deep = await limited.post({"query": document, "operationName": "Deep"})
     assert shallow.status_code == 200 and shallow.json()["data"] == {"__typename": "Query"}
     _refused(deep, "QUERY_TOO_DEEP", 10, 11)
+
+
+# --- directive overloading ----------------------------------------------------------------------
+
+
+async def test_a_repeated_unknown_directive_is_one_error(limited_app: LimitedApp) -> None:
+    query = "{ __typename " + "@nope " * 10 + "}"
+    async with limited_app() as limited:
+        response = await limited.query(query)
+    errors = response.json()["errors"]
+    assert len(errors) == 1 and "@nope" in errors[0]["message"]
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert limited.resolved == []
+
+
+async def test_a_repeated_non_repeatable_directive_is_refused_before_validation(limited_app: LimitedApp) -> None:
+    query = "query($a: Boolean!) { __typename @skip(if: $a) @skip(if: $a) @skip(if: $a) }"
+    async with limited_app() as limited:
+        response = await limited.query(query, {"a": False})
+    errors = response.json()["errors"]
+    assert [e["message"] for e in errors] == [
+        "The directive '@skip' is repeated on one location; it may appear there once."]
+
+
+async def test_validation_answers_each_kind_of_error_once_and_ten_at_most(limited_app: LimitedApp) -> None:
+    repeated = "{ " + " ".join(f"a{i}: nope" for i in range(12)) + " }"  # one kind, twelve times
+    various = "{ " + " ".join(f"nope{i}" for i in range(15)) + " }"  # fifteen kinds
+    async with limited_app() as limited:
+        one = (await limited.query(repeated)).json()["errors"]
+        ten = (await limited.query(various)).json()["errors"]
+    assert len(one) == 1
+    assert len(ten) == 10 and len({e["message"] for e in ten}) == 10

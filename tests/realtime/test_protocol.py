@@ -71,7 +71,10 @@ async def test_protocol_violations_close_with_their_codes(live: LiveServer, toke
         await socket.send(json.dumps({"type": "subscribe", "id": "same", "payload": document}))
         await socket.send(json.dumps({"type": "subscribe", "id": "same", "payload": document}))
         assert (await _closed_with(socket))[0] == 4409  # duplicate operation id
-    for garbage in ["not json", json.dumps({"type": "nonsense"}), json.dumps({"type": "subscribe"})]:
+    no_document = [{}, {"variables": {}}, {"query": None}, {"extensions": {}}, {"documentId": 42},
+                   {"extensions": {"persistedQuery": "x"}}]
+    for garbage in ["not json", json.dumps({"type": "nonsense"}), json.dumps({"type": "subscribe"}),
+                    *(json.dumps({"type": "subscribe", "id": "1", "payload": p}) for p in no_document)]:
         async with websockets.connect(_url(live), subprotocols=[TRANSPORT_WS]) as socket:
             await _init(socket, token)
             await socket.send(garbage)
