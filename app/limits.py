@@ -56,7 +56,8 @@ def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimit
         cool_down_seconds=settings.ws_cool_down_seconds,
     )
     slots: ConnectionSlots = (
-        RedisSlots(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None else MemorySlots()
+        RedisSlots(redis, timeout=settings.rate_limit_redis_timeout_seconds, prefix=settings.redis_prefix)
+        if redis is not None else MemorySlots()
     )
     return WebSocketLimiter(policy, slots)
 
@@ -66,7 +67,8 @@ def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> A
     if not settings.limits_enabled:
         return AppLimits([], None, websocket)
     buckets: Buckets = (
-        RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None
+        RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds, prefix=settings.redis_prefix)
+        if redis is not None
         else MemoryBuckets()
     )
     limiter = Limiter(

@@ -24,7 +24,7 @@ from persisted_queries.document_cache import CachedDocuments, DocumentCache
 from persisted_queries.policy import TrustedDocumentPolicy
 from persisted_queries.resolve import OperationResolver, ResolvedOperation
 from persisted_queries.trusted import LoadReport, TrustedDocuments
-from persisted_queries.usage import MemoryUsageLog, RedisUsageLog, UsageLog
+from persisted_queries.usage import MemoryUsageLog, RedisUsageLog, UsageLog, usage_key
 from resolvers.context import Viewer
 
 log = logging.getLogger("tandem.persisted_queries")
@@ -46,9 +46,10 @@ class PersistedQueries:
             count=lambda hit: (cache_hits if hit else cache_misses).inc(),
         )
         self.apq: APQStore = (
-            RedisAPQStore(redis, settings.apq_max_entries) if redis else MemoryAPQStore(settings.apq_max_entries)
+            RedisAPQStore(redis, settings.apq_max_entries, prefix=f"{settings.redis_prefix}{{apq}}") if redis
+            else MemoryAPQStore(settings.apq_max_entries)
         )
-        self.usage: UsageLog = RedisUsageLog(redis) if redis else MemoryUsageLog()
+        self.usage: UsageLog = RedisUsageLog(redis, key=usage_key(settings.redis_prefix)) if redis else MemoryUsageLog()
         self.policy = TrustedDocumentPolicy(require_for_anonymous=settings.require_trusted_documents_for_anonymous)
         self.resolver = OperationResolver(
             self.trusted, self.apq, max_query_bytes=settings.apq_max_query_bytes,

@@ -28,7 +28,7 @@ from persisted_queries.check import CheckReport, check_directory, check_operatio
 from persisted_queries.manifest import ManifestError, TrustedOperation, load_manifest
 from persisted_queries.review import OperationSummary, summarize
 from persisted_queries.trusted import LOCK_FILE, TrustedDocuments
-from persisted_queries.usage import RedisUsageLog
+from persisted_queries.usage import RedisUsageLog, usage_key
 
 
 def _schema() -> tuple[GraphQLSchema, str]:
@@ -169,7 +169,7 @@ def _last_used(settings: Settings) -> tuple[dict[str, float], str | None]:
     async def read(url: str) -> dict[str, float]:
         redis = Redis.from_url(url, socket_connect_timeout=3)
         try:
-            return await RedisUsageLog(redis).last_used()
+            return await RedisUsageLog(redis, key=usage_key(settings.redis_prefix)).last_used()
         finally:
             await redis.aclose()
 

@@ -102,7 +102,7 @@ def build_rest_layer(
     store: IdempotencyStore
     if redis is not None:
         store = RedisIdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds,
-                                      lock_seconds=settings.idempotency_lock_seconds)
+                                      lock_seconds=settings.idempotency_lock_seconds, prefix=settings.redis_prefix)
     else:
         store = DatabaseIdempotencyStore(sessions, ttl_seconds=settings.idempotency_ttl_seconds,
                                          lock_seconds=settings.idempotency_lock_seconds)

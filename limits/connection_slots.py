@@ -5,9 +5,9 @@ a lease: it lapses `lease_seconds` after it was taken or last renewed, so the sl
 that died without closing its sockets free themselves. The WebSocket layer renews its connections'
 slots while they live (on each keep-alive ping, say) and releases them on close.
 
-In Redis each scope is a sorted set `tandem:ws:slots:{<scope>}` (connection id → lease end, by
+In Redis each scope is a sorted set `<prefix>ws:slots:{<scope>}` (connection id → lease end, by
 Redis's clock), taken by one Lua script per scope; a cool-down is a key
-`tandem:ws:cooldown:{<scope>}` that expires. In memory, the same with dicts.
+`<prefix>ws:cooldown:{<scope>}` that expires (the prefix: `TANDEM_REDIS_PREFIX`). In memory, the same with dicts.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-SLOTS_PREFIX = "tandem:ws:slots:"
-COOL_DOWN_PREFIX = "tandem:ws:cooldown:"
 
 # KEYS[1]: the scope's sorted set. ARGV: connection id, limit, lease (ms). 1 when the slot is held.
 _TAKE = """
@@ -90,24 +87,26 @@ class MemorySlots:
 
 
 class RedisSlots:
-    def __init__(self, redis: Redis, *, timeout: float = 0.5) -> None:
+    def __init__(self, redis: Redis, *, timeout: float = 0.5, prefix: str = "tandem:") -> None:
         self._redis = redis
+        self._slots_prefix = f"{prefix}ws:slots:"
+        self._cool_down_prefix = f"{prefix}ws:cooldown:"
         self._take = redis.register_script(_TAKE)
         self._timeout = timeout
 
     async def take(self, scope: str, connection_id: str, limit: int, lease_seconds: float) -> bool:
-        result = await self._call(self._take(keys=[_key(SLOTS_PREFIX, scope)],
+        result = await self._call(self._take(keys=[_key(self._slots_prefix, scope)],
                                              args=[connection_id, limit, int(lease_seconds * 1000)]))
         return bool(result)
 
     async def release(self, scope: str, connection_id: str) -> None:
-        await self._call(self._redis.zrem(_key(SLOTS_PREFIX, scope), connection_id))
+        await self._call(self._redis.zrem(_key(self._slots_prefix, scope), connection_id))
 
     async def cool_down(self, scope: str, seconds: float) -> None:
-        await self._call(self._redis.set(_key(COOL_DOWN_PREFIX, scope), 1, px=max(1, int(seconds * 1000))))
+        await self._call(self._redis.set(_key(self._cool_down_prefix, scope), 1, px=max(1, int(seconds * 1000))))
 
     async def cooling(self, scope: str) -> float:
-        left = await self._call(self._redis.pttl(_key(COOL_DOWN_PREFIX, scope)))
+        left = await self._call(self._redis.pttl(_key(self._cool_down_prefix, scope)))
         return max(0, int(left)) / 1000
 
     async def _call(self, command: Awaitable[Any]) -> Any:

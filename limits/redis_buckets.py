@@ -3,7 +3,7 @@
 The script reads the bucket, refills it by the time elapsed (Redis's own clock, so the servers'
 clocks never matter), applies a pending refund, takes the cost if it is there, writes the bucket
 back and sets it to expire once it would be full anyway. Redis runs a script atomically, so no two
-charges can both spend the same points. It touches one key, `tandem:ratelimit:{<bucket>}`, whose
+charges can both spend the same points. It touches one key, `<prefix>ratelimit:{<bucket>}`, whose
 hash tag keeps the same code valid on Redis Cluster.
 
 Refunds need no round trip of their own: a refund waits in this process and rides along with the
@@ -25,8 +25,6 @@ from redis.exceptions import RedisError
 from limits.buckets import BucketsUnavailable, Policy, Verdict
 
 log = logging.getLogger("tandem.limits")
-
-KEY_PREFIX = "tandem:ratelimit:"
 
 # KEYS[1]: the bucket (hash: points, at). ARGV: capacity, restore rate (points/s), cost, refund.
 # Returns {1 if charged else 0, points left as a string} (Lua numbers would be truncated to integers).
@@ -63,9 +61,11 @@ class RedisBuckets:
     for a turn counts towards `timeout`."""
 
     def __init__(
-        self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32
+        self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32,
+        prefix: str = "tandem:",
     ) -> None:
         self._redis = redis
+        self._key_prefix = f"{prefix}ratelimit:"
         self._script = redis.register_script(CHARGE)
         self._timeout = timeout
         self._flush_delay = flush_delay
@@ -127,6 +127,5 @@ class RedisBuckets:
         self._flusher = None
         self._schedule_flush()  # refunds that were folded meanwhile are gone; later ones wait their turn
 
-    @staticmethod
-    def _key(key: str) -> str:
-        return f"{KEY_PREFIX}{{{key}}}"
+    def _key(self, key: str) -> str:
+        return f"{self._key_prefix}{{{key}}}"

@@ -40,8 +40,13 @@ class MemoryUsageLog:
         return dict(self._seen)
 
 
+def usage_key(prefix: str = "tandem:") -> str:
+    """Where last uses are kept in Redis, under the deployment's `TANDEM_REDIS_PREFIX`."""
+    return f"{prefix}{{pq}}:last-use"
+
+
 class RedisUsageLog:
-    def __init__(self, redis: Redis, *, key: str = "tandem:{pq}:last-use") -> None:
+    def __init__(self, redis: Redis, *, key: str = usage_key()) -> None:
         self.redis = redis
         self.key = key
         self._written: dict[str, float] = {}

@@ -24,6 +24,15 @@ log = logging.getLogger("tandem.realtime.broker")
 DEFAULT_QUEUE_SIZE = 1024
 
 
+def raise_swallowed_cancellation() -> None:
+    """Raise the cancellation a library swallowed: redis-py 8 answers a command whose reply meets a
+    `cancel()` as if nothing happened (the task's `cancelling()` still counts the request). A
+    subscriber that carried on would wait for messages forever, and its socket would never end."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class SubscriberOverflow(Exception):
     """The subscriber did not keep up: `queue_size` messages were waiting when another arrived."""
 
@@ -59,6 +68,7 @@ class Subscription:
     async def __anext__(self) -> bytes:
         if self._closed:
             raise StopAsyncIteration
+        raise_swallowed_cancellation()  # before waiting, whatever the caller awaited before
         message = await self._queue.get()
         if self.overflowed:
             raise SubscriberOverflow(f"more than {self._queue.maxsize} messages were waiting")
@@ -191,9 +201,13 @@ class RedisBroker:
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(key, []).append(confirmed)
         await self._pubsub.subscribe(key)
+        raise_swallowed_cancellation()
         if self._reader is None:
             self._reader = asyncio.create_task(self._read(), name="tandem-redis-broker")
-        await asyncio.wait_for(confirmed, timeout=10)
+        # Not `wait_for`: on Python 3.11 it loses a cancellation that meets the confirmation, and the
+        # cancelled subscriber would then wait for messages forever (a socket closed 4429 never ended).
+        async with asyncio.timeout(10):
+            await confirmed
 
     async def _release(self, subscription: Subscription) -> None:
         async with self._lock:

@@ -284,7 +284,10 @@ async def document_events(
         watching = True
         while True:
             try:
-                message = await asyncio.wait_for(anext(subscription), timeout=hub.recheck_seconds)
+                # Not `wait_for` (a task per event, and on 3.11 it can lose the cancellation of a
+                # closing socket); a timed-out `get` leaves the queued message where it was.
+                async with asyncio.timeout(hub.recheck_seconds):
+                    message = await anext(subscription)
             except TimeoutError:
                 await _still_visible(ctx, document_id)
                 for version, update in await hub.documents.history(document_id, delivered):

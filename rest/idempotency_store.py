@@ -92,15 +92,15 @@ return 1
 
 
 class RedisIdempotencyStore:
-    def __init__(self, redis: Redis, *, ttl_seconds: float, lock_seconds: float) -> None:
+    def __init__(self, redis: Redis, *, ttl_seconds: float, lock_seconds: float, prefix: str = "tandem:") -> None:
         self.redis = redis
+        self.key_prefix = f"{prefix}idempotency:"
         self.ttl_ms = int(ttl_seconds * 1000)
         self.lock_ms = int(lock_seconds * 1000)
 
-    @staticmethod
-    def _key(scope: str, key: str) -> str:
+    def _key(self, scope: str, key: str) -> str:
         digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
-        return f"tandem:idempotency:{digest}"
+        return f"{self.key_prefix}{digest}"
 
     async def begin(self, scope: str, key: str, fingerprint: str) -> Outcome:
         name = self._key(scope, key)

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from auth.revocation import RevocationList, RevocationUnavailable
-from auth.revocation_replica import KEYS, RevocationReplica
+from auth.revocation_replica import RevocationReplica
 from auth.store import RedisStore
 from auth.tokens import LEEWAY_SECONDS
 from tests.redis_server import PrivateRedis
@@ -97,7 +97,7 @@ async def test_a_revocation_writes_the_key_and_announces_it_in_one_transaction(r
         assert {name: calls.get(name) for name in ("multi", "set", "publish", "exec")} == \
             {"multi": 1, "set": 1, "publish": 1, "exec": 1}
         with redis_server.client() as redis:
-            assert 3600 < redis.ttl(f"{KEYS}jti:{jti}") <= 3600 + LEEWAY_SECONDS
+            assert 3600 < redis.ttl(f"tandem:oauth:revoked:jti:{jti}") <= 3600 + LEEWAY_SECONDS
 
 
 async def test_a_revocation_at_another_instance_is_honoured_promptly(redis_server: PrivateRedis) -> None:

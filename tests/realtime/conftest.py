@@ -43,8 +43,9 @@ LEGACY_WS = "graphql-ws"
 
 
 def redis_prefix() -> str:
-    """Pub/sub channels are shared by all Redis databases: every test gets its own namespace."""
-    return f"tandem:test-{RUN_ID}-{uuid.uuid4().hex[:8]}:"
+    """Pub/sub channels are shared by all Redis databases: every test gets its own namespace. Not
+    under `tandem:`, so a key or channel that ignores TANDEM_REDIS_PREFIX shows up as unprefixed."""
+    return f"tdm-test-{RUN_ID}-{uuid.uuid4().hex[:8]}:"
 
 
 def require_redis() -> None:

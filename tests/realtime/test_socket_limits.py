@@ -235,3 +235,50 @@ async def _ws_redis() -> AsyncIterator[str]:
     finally:
         await clear()
         await redis.aclose()
+
+
+@pytest.mark.parametrize("redis_mode", [False, True], ids=["memory", "redis"])
+async def test_a_strike_out_frees_its_slots_cools_down_and_lets_the_server_stop(
+    settings: Settings, token_for: Callable[..., str], alice: User, redis_mode: bool
+) -> None:
+    """25 subscribes at once on one socket: 20 run, the next 3 are strikes, the socket closes 4429;
+    its slots are given back, the user and address cool down, and shutdown completes. With Redis,
+    under a prefix of the deployment's own (two deployments may share one Redis database)."""
+    prefix = f"kitbar-{redis_prefix().removeprefix('tandem:')}"
+    async with _ws_redis() as redis_url:
+        update: dict[str, Any] = {"ws_cool_down_seconds": 60}
+        if redis_mode:
+            update |= {"redis_url": redis_url, "redis_prefix": prefix}
+        live = LiveServer(create_app(settings.model_copy(update=update)))
+        await live.__aenter__()
+        try:
+            async with _connect(live) as socket:
+                assert await _init(socket, token_for(alice)) == {"type": "connection_ack"}
+                for n in range(25):
+                    await socket.send(json.dumps({"type": "subscribe", "id": str(n), "payload": TASK_EVENTS}))
+                code, _ = await _closed_with(socket)
+            assert code == 4429
+            deadline = time.monotonic() + 5
+            while True:
+                async with _connect(live) as again:
+                    code, reason = await _closed_with(again)
+                if reason.startswith("Too many requests from this address") or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            assert reason.startswith("Too many requests from this address"), reason
+            if redis_mode:
+                redis = Redis.from_url(redis_url)
+                try:
+                    keys = sorted([key.decode() async for key in redis.scan_iter(match=f"{prefix}*")])
+                    assert f"{prefix}ws:cooldown:{{user:{alice.id}}}" in keys
+                    assert f"{prefix}ws:cooldown:{{ip:127.0.0.1}}" in keys
+                    assert not [k for k in keys if ":slots:" in k and await redis.zcard(k) > 0], keys
+                    assert not [key async for key in redis.scan_iter(match="tandem:ws:*")]  # nothing unprefixed
+                    if keys:
+                        await redis.delete(*keys)
+                finally:
+                    await redis.aclose()
+        finally:
+            started = time.monotonic()
+            await live.__aexit__(None, None, None)
+            assert time.monotonic() - started < 10  # shutdown does not hang on the closed socket's tasks
