@@ -85,6 +85,7 @@ def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_client_create(settings: Settings, args: argparse.Namespace) -> int:
+    from app.persisted import manifest_directory
     from auth import scopes
     from auth.oauth.data import create_client
     from auth.oauth.models import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, GRANT_TYPES, REFRESH_TOKEN, TOKEN_EXCHANGE
@@ -108,13 +109,27 @@ def cmd_client_create(settings: Settings, args: argparse.Namespace) -> int:
         return _fail("The authorization code grant needs at least one --redirect-uri.", args.json)
     if CLIENT_CREDENTIALS in grant_types and not args.confidential:
         return _fail("Only --confidential clients may use client credentials.", args.json)
+    manifests = args.manifest or []
+    if args.trusted_documents_only and not manifests:
+        return _fail("A --trusted-documents-only client needs the --manifest(s) it ships.", args.json)
+    if manifests and not args.trusted_documents_only:
+        return _fail("--manifest binds a --trusted-documents-only client; add that flag.", args.json)
+    known = {path.name for path in manifest_directory(settings).glob("*.json")}
+    if missing := sorted(set(manifests) - known):
+        return _fail(f"No such manifest: {', '.join(missing)}. Known: {', '.join(sorted(known)) or 'none'}.",
+                     args.json)
+    if args.resource_server is not None and not args.confidential:
+        return _fail("A --resource-server must be --confidential (it authenticates to introspect).", args.json)
     client, secret = _with_sessions(settings, lambda sessions: create_client(
         sessions, name=args.name, redirect_uris=redirect_uris, scope=sorted(wanted), grant_types=grant_types,
-        confidential=args.confidential, trusted_documents_only=args.trusted_documents_only,
+        confidential=args.confidential, trusted_documents_only=args.trusted_documents_only, manifests=manifests,
+        resource_audience=args.resource_server, may_delegate=args.may_delegate, id_token_alg=args.id_token_alg,
     ))
     result = {"client_id": client.client_id, "client_secret": secret, "name": client.name,
               "redirect_uris": redirect_uris, "grant_types": grant_types, "scope": client.scope,
-              "trusted_documents_only": client.trusted_documents_only}
+              "trusted_documents_only": client.trusted_documents_only, "manifests": client.manifests,
+              "resource_audience": client.resource_audience, "may_delegate": client.may_delegate,
+              "id_token_alg": client.id_token_alg}
     if args.json:
         print(json.dumps(result))
     else:
@@ -223,6 +238,15 @@ def parser() -> argparse.ArgumentParser:
     client_create.add_argument("--grant-type", action="append", help="default: by kind and redirect URIs")
     client_create.add_argument("--trusted-documents-only", action="store_true",
                                help="the client may only send trusted (persisted) documents")
+    client_create.add_argument("--manifest", action="append",
+                               help="a manifest (file name in the manifests folder) whose documents a "
+                                    "--trusted-documents-only client ships; repeat for several")
+    client_create.add_argument("--resource-server", metavar="AUDIENCE",
+                               help="may introspect access tokens whose audience includes AUDIENCE (confidential)")
+    client_create.add_argument("--may-delegate", action="store_true",
+                               help="may exchange tokens issued to other clients (RFC 8693 delegation)")
+    client_create.add_argument("--id-token-alg", choices=["ES256", "RS256"], default="ES256",
+                               help="how its ID tokens are signed (default ES256)")
     client_create.add_argument("--json", action="store_true", help="print the result as JSON")
     client_create.set_defaults(run=cmd_client_create)
 

@@ -48,13 +48,14 @@ class ContextFactory:
         loaders = Loaders(self.sessions, identity.user_id, reads=self.reads)
         if identity.user_id is None:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
-                            trusted_documents_only=identity.trusted_documents_only)
+                            trusted_documents_only=identity.trusted_documents_only,
+                            trusted_manifests=identity.trusted_manifests)
             return self._context(loaders, viewer, request_id)
         user = await loaders.load_viewer(identity.user_id)
         if user is None:
             raise Unauthenticated("The access token's user no longer exists.")
         viewer = Viewer(user.id, identity.scopes, user.role, identity.client_id, identity.token_id,
-                        identity.session_id, identity.trusted_documents_only)
+                        identity.session_id, identity.trusted_documents_only, identity.trusted_manifests)
         return self._context(loaders, viewer, request_id)
 
     def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:

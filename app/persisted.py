@@ -63,10 +63,10 @@ class PersistedQueries:
 
     async def resolve(self, params: Mapping[str, Any], viewer: Viewer | None) -> ResolvedOperation:
         """The text to run for this request; `PersistedQueryError` when there is none it may run."""
-        trusted_only = self.policy.requires_trusted(
-            anonymous=viewer is None, client_flag=viewer is not None and viewer.trusted_documents_only
-        )
-        return await self.resolver.resolve(params, trusted_only=trusted_only)
+        client_bound = viewer is not None and viewer.trusted_documents_only
+        trusted_only = self.policy.requires_trusted(anonymous=viewer is None, client_flag=client_bound)
+        manifests = viewer.trusted_manifests if viewer is not None and client_bound else None
+        return await self.resolver.resolve(params, trusted_only=trusted_only, manifests=manifests)
 
     async def after_execution(self, operation: ResolvedOperation, *, executed: bool) -> None:
         """Register an APQ query that ran (so it validated), and note the use of a trusted one."""

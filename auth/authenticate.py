@@ -33,6 +33,7 @@ class Identity:
     session_id: str | None = None
     trusted_documents_only: bool = False
     expires_at: int | None = None  # the token's `exp` (Unix seconds)
+    trusted_manifests: frozenset[str] = frozenset()
 
 
 def user_id_of(subject: str) -> int | None:
@@ -78,7 +79,7 @@ class Authenticator:
             if await client_by_id(self.sessions, claims.client_id) is None:
                 raise Unauthenticated("The access token's client no longer exists.")
         return Identity(user_id, claims.scopes, claims.client_id, claims.token_id, claims.session_id,
-                        claims.trusted_documents_only, claims.expires_at)
+                        claims.trusted_documents_only, claims.expires_at, claims.trusted_manifests)
 
     async def _external(self, token: str) -> Identity:
         config = self.external.issuer_of(token)

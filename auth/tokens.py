@@ -27,6 +27,8 @@ LEEWAY_SECONDS = 30
 # Private claim: the token's client may run only trusted (persisted) documents. Carried in the token,
 # so no request needs to look the client up; a changed flag applies from the next token on.
 TRUSTED_DOCUMENTS_ONLY = "trusted_documents_only"
+# With it: the manifests (file names) whose documents that client ships; nothing else may run.
+TRUSTED_MANIFESTS = "trusted_manifests"
 # Verified tokens remembered per process; a token is ~1 KB with its claims.
 VERIFIED_TOKENS = 10_000
 
@@ -53,6 +55,12 @@ class AccessClaims:
     @property
     def trusted_documents_only(self) -> bool:
         return self.raw.get(TRUSTED_DOCUMENTS_ONLY) is True
+
+    @property
+    def trusted_manifests(self) -> frozenset[str]:
+        """The manifests a trusted-documents-only token may run documents of (none when unnamed)."""
+        names = self.raw.get(TRUSTED_MANIFESTS)
+        return frozenset(n for n in names if isinstance(n, str)) if isinstance(names, list) else frozenset()
 
 
 class TokenService:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models import Base, UTCDateTime, utcnow
@@ -29,6 +30,14 @@ class OAuthClient(Base):
     scope: Mapped[str] = mapped_column(String(1000), default="")
     # The client may only send documents from the trusted-documents manifest (persisted queries).
     trusted_documents_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The manifests (file names) whose documents a trusted-documents-only client may run; empty: none.
+    manifests: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # A resource server: may introspect access tokens whose audience includes this value (RFC 7662).
+    resource_audience: Mapped[str | None] = mapped_column(String(200))
+    # May exchange tokens issued to other clients (RFC 8693 delegation) without being named in them.
+    may_delegate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # How its ID tokens are signed: ES256 (default) or RS256 (OpenID Connect's mandatory algorithm).
+    id_token_alg: Mapped[str] = mapped_column(String(8), default="ES256", server_default="ES256")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
 
 

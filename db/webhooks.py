@@ -62,11 +62,12 @@ class WebhookEndpoint(Timestamps, Base):
     url: Mapped[str] = mapped_column(String(2000))
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON)
-    # Kept in clear: signing needs the secret itself (a hash would not do). `whsec_` + base64.
-    secret: Mapped[str] = mapped_column(String(100))
+    # Signing needs the secret itself (a hash would not do): stored encrypted with TANDEM_SECRET_KEY
+    # (resolvers/secret_box.py), `whsec_` + base64 once decrypted.
+    secret: Mapped[str] = mapped_column(Text)
     # After a rotation deliveries carry signatures with both secrets until this expires, so a
     # receiver can switch over without dropping a single event.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,7 +7,8 @@ This is the one step the HTTP transport calls before executing; it knows the pro
   query registers the query once its hash is verified (the transport stores it after it ran).
 - `documentId` (GraphQL-over-HTTP persisted documents): `sha256:<hex>` or a manifest's own id.
 - A client that must use trusted documents gets `PERSISTED_QUERY_REQUIRED` for anything else, and
-  never reaches the APQ store: a registered query is not a trusted one.
+  never reaches the APQ store: a registered query is not a trusted one. Such a client is bound to the
+  manifests it ships: another app's trusted document is `PERSISTED_QUERY_NOT_ALLOWED` (403).
 
 `PERSISTED_QUERY_NOT_FOUND` keeps Apollo's message, `PersistedQueryNotFound`: older Apollo Clients
 match the message, newer ones the code. Legacy `application/json` clients get it with status 200
@@ -29,6 +30,7 @@ from persisted_queries.trusted import TrustedDocuments
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 REQUIRED = "PERSISTED_QUERY_REQUIRED"
+NOT_ALLOWED = "PERSISTED_QUERY_NOT_ALLOWED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 APQ_NOT_FOUND_MESSAGE = "PersistedQueryNotFound"
 REQUIRED_MESSAGE = (
@@ -62,6 +64,10 @@ def _required() -> PersistedQueryError:
     return PersistedQueryError(REQUIRED, REQUIRED_MESSAGE, 400, 200)
 
 
+def _not_allowed() -> PersistedQueryError:
+    return PersistedQueryError(NOT_ALLOWED, "This document is not in a manifest this client ships.", 403, 200)
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedOperation:
     """What to execute: the text, its SHA-256, and where it came from.
@@ -90,8 +96,17 @@ class OperationResolver:
         self.max_query_bytes = max_query_bytes
         self._count = count or (lambda store, result: None)
 
-    async def resolve(self, params: Mapping[str, Any], *, trusted_only: bool) -> ResolvedOperation:
-        """`params` are the request's, with `query` and `extensions` already type-checked."""
+    async def resolve(
+        self, params: Mapping[str, Any], *, trusted_only: bool, manifests: frozenset[str] | None = None
+    ) -> ResolvedOperation:
+        """`params` are the request's, with `query` and `extensions` already type-checked; with
+        `trusted_only`, `manifests` (when given) are the only ones whose documents may run."""
+        found = await self._resolve(params, trusted_only)
+        if trusted_only and manifests is not None and not (self.trusted.manifests_of(found.sha256) & manifests):
+            raise _not_allowed()
+        return found
+
+    async def _resolve(self, params: Mapping[str, Any], trusted_only: bool) -> ResolvedOperation:
         query: str | None = params.get("query") or None
         extensions = params.get("extensions") or {}
         persisted = extensions.get("persistedQuery")

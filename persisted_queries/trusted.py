@@ -37,6 +37,7 @@ class TrustedDocuments:
         self._by_file: dict[str, list[TrustedOperation]] = {}
         self._by_id: dict[str, TrustedOperation] = {}
         self._by_hash: dict[str, TrustedOperation] = {}
+        self._manifests: dict[str, frozenset[str]] = {}  # sha256 -> the manifests holding that document
         self._signature: _Signature | None = None
 
     @property
@@ -45,6 +46,10 @@ class TrustedDocuments:
 
     def by_hash(self, sha256: str) -> TrustedOperation | None:
         return self._by_hash.get(sha256)
+
+    def manifests_of(self, sha256: str) -> frozenset[str]:
+        """The manifests (file names) that hold this document; empty when none does."""
+        return self._manifests.get(sha256, frozenset())
 
     def by_document_id(self, document_id: DocumentId) -> TrustedOperation | None:
         found = self._by_id.get(document_id.value)
@@ -97,6 +102,11 @@ class TrustedDocuments:
         self._by_file = by_file
         self._by_id = by_id
         self._by_hash = {operation.sha256: operation for operation in by_id.values()}
+        holders: dict[str, set[str]] = {}
+        for name, operations in by_file.items():
+            for operation in operations:
+                holders.setdefault(operation.sha256, set()).add(name)
+        self._manifests = {sha256: frozenset(names) for sha256, names in holders.items()}
         self.errors = errors
 
     def _current_signature(self) -> _Signature:

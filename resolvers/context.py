@@ -28,6 +28,8 @@ class Viewer:
     session_id: str | None = None
     # The OAuth client may run only trusted (persisted) documents.
     trusted_documents_only: bool = False
+    # ...and only documents of these manifests (`tandem client create --manifest`).
+    trusted_manifests: frozenset[str] = frozenset()
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -42,6 +42,10 @@ async def create_client(
     confidential: bool,
     trusted_documents_only: bool = False,
     client_id: str | None = None,
+    manifests: list[str] | None = None,
+    resource_audience: str | None = None,
+    may_delegate: bool = False,
+    id_token_alg: str = "ES256",
 ) -> tuple[OAuthClient, str | None]:
     """A new client and, for a confidential one, its secret: shown once, stored only as a hash."""
     secret = secrets.token_urlsafe(32) if confidential else None
@@ -53,6 +57,10 @@ async def create_client(
         grant_types=grant_types,
         scope=" ".join(sorted(set(scope))),
         trusted_documents_only=trusted_documents_only,
+        manifests=sorted(set(manifests or [])),
+        resource_audience=resource_audience,
+        may_delegate=may_delegate,
+        id_token_alg=id_token_alg,
     )
     async with sessions.begin() as session:
         session.add(client)

@@ -66,14 +66,24 @@ class RevocationEndpoint(_RevocationEndpoint):  # type: ignore[misc]
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):  # type: ignore[misc]
-    # Resource servers and services: confidential clients only, which may introspect any token.
+    """Only confidential clients registered as resource servers (`tandem client create
+    --resource-server AUDIENCE`) learn anything here, and only of access tokens meant for them (their
+    audience is in `aud`) and of refresh tokens issued to themselves. Every other token reads as
+    `{"active": false}`, exactly as a token that does not exist (RFC 7662 §2.2)."""
+
     CLIENT_AUTH_METHODS = ALL_SECRET_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | RefreshToken | None:
         return _find_token(self.server, token_string, token_type_hint)
 
     def check_permission(self, token: AccessToken | RefreshToken, client: Client, request: OAuth2Request) -> bool:
-        return client.confidential
+        audience = client.row.resource_audience
+        if not client.confidential or audience is None:
+            return False
+        if isinstance(token, RefreshToken):
+            return token.row.client_id == client.client_id
+        aud = token.claims.get("aud")
+        return audience == aud or (isinstance(aud, list) and audience in aud)
 
     def introspect_token(self, token: AccessToken | RefreshToken) -> dict[str, Any]:
         server: TandemAuthorizationServer = self.server

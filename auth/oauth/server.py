@@ -31,7 +31,7 @@ from auth.external import ExternalIssuers
 from auth.oauth import data
 from auth.oauth.models import Client, GrantUser
 from auth.revocation import RevocationList
-from auth.tokens import TRUSTED_DOCUMENTS_ONLY, TokenService
+from auth.tokens import TRUSTED_DOCUMENTS_ONLY, TRUSTED_MANIFESTS, TokenService
 from db.engine import Sessions
 
 log = logging.getLogger("tandem.oauth")
@@ -164,6 +164,13 @@ class ServerConfig:
     exchange_audiences: tuple[str, ...] = ()
 
 
+def trusted_documents_claims(client: Client) -> dict[str, Any]:
+    """What a trusted-documents-only client's tokens carry: the flag and the manifests it ships."""
+    if not client.row.trusted_documents_only:
+        return {}
+    return {TRUSTED_DOCUMENTS_ONLY: True, TRUSTED_MANIFESTS: sorted(client.row.manifests or [])}
+
+
 class TandemAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(
         self, sessions: Sessions, tokens: TokenService, revocations: RevocationList, external: ExternalIssuers,
@@ -223,8 +230,7 @@ class TandemAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         # RFC 9068 §2.2: a user's id as subject, or the client's own id when no user is involved.
         subject = str(user.user.id) if user else client.client_id
         extra: dict[str, Any] = {"sid": user.session_id} if user else {}
-        if client.row.trusted_documents_only:
-            extra[TRUSTED_DOCUMENTS_ONLY] = True
+        extra.update(trusted_documents_claims(client))
         return self.tokens.issue_access_token(subject, scope.split(), client_id=client.client_id, extra=extra)
 
     @staticmethod

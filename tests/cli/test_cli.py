@@ -141,11 +141,22 @@ def test_client_create_prints_the_secret_once_and_stores_its_hash(
 def test_client_create_public_app(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     assert main(["client", "create", "--name", "SPA", "--public", "--redirect-uri", "https://app.example/cb",
-                 "--scope", "tasks:read", "--trusted-documents-only", "--json"]) == 0
+                 "--scope", "tasks:read", "--trusted-documents-only", "--manifest", "mobile-app.json", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
     assert created["client_secret"] is None
     assert created["grant_types"] == ["authorization_code", "refresh_token"]
-    assert created["trusted_documents_only"] is True
+    assert created["trusted_documents_only"] is True and created["manifests"] == ["mobile-app.json"]
+    assert created["resource_audience"] is None and created["may_delegate"] is False
+
+
+def test_client_create_registers_a_resource_server_and_a_delegate(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["client", "create", "--name", "API", "--confidential", "--resource-server", "tandem",
+                 "--may-delegate", "--id-token-alg", "RS256", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["resource_audience"], created["may_delegate"], created["id_token_alg"]) == ("tandem", True, "RS256")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -153,6 +164,11 @@ def test_client_create_public_app(database: Path, capsys: pytest.CaptureFixture[
     (["--public", "--grant-type", "authorization_code"], "redirect-uri"),
     (["--public", "--grant-type", "client_credentials"], "confidential"),
     (["--public", "--redirect-uri", "/relative"], "absolute"),
+    (["--public", "--redirect-uri", "https://a.example/cb", "--trusted-documents-only"], "--manifest"),
+    (["--public", "--redirect-uri", "https://a.example/cb", "--trusted-documents-only", "--manifest", "nope.json"],
+     "No such manifest: nope.json"),
+    (["--public", "--redirect-uri", "https://a.example/cb", "--manifest", "mobile-app.json"], "--trusted-documents-only"),
+    (["--public", "--resource-server", "tandem"], "--confidential"),
 ])
 def test_client_create_refuses_bad_input(
     database: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str

@@ -109,6 +109,16 @@ async def web_app(sessions: Sessions) -> RegisteredClient:
 
 
 @pytest.fixture
+async def resource_server(sessions: Sessions) -> RegisteredClient:
+    """A confidential API that checks Tandem tokens meant for it (`aud` tandem) at the introspection endpoint."""
+    client, secret = await create_client(
+        sessions, name="Tandem API", redirect_uris=[], scope=[], grant_types=[], confidential=True,
+        resource_audience="tandem",
+    )
+    return RegisteredClient(client.client_id, secret)
+
+
+@pytest.fixture
 async def service(sessions: Sessions) -> RegisteredClient:
     """A confidential service account: client credentials and token exchange."""
     client, secret = await create_client(

@@ -93,13 +93,13 @@ def test_retired_keys_leave_only_after_their_tokens_expire(tmp_path: Path) -> No
 @pytest.mark.parametrize("forgery", FORGERIES, ids=FORGERY_IDS)
 async def test_forged_tokens_are_refused_at_userinfo_and_inactive_at_introspection(
     forgery: Forgery, http: httpx.AsyncClient, app: Starlette, alice: User, oauth_client: OAuthClientFactory,
-    service: RegisteredClient,
+    resource_server: RegisteredClient,
 ) -> None:
     token = forgery(Forger(app.state.tokens, str(alice.id)))
     userinfo = await http.get(USERINFO, headers={"Authorization": f"Bearer {token}"})
     assert userinfo.status_code == 401
     assert userinfo.headers["www-authenticate"].startswith('Bearer realm="tandem", error="invalid_token"')
-    introspection = await oauth_client(service).introspect_token(INTROSPECT, token=token)
+    introspection = await oauth_client(resource_server).introspect_token(INTROSPECT, token=token)
     assert without_cost(introspection.json()) == {"active": False}
 
 

@@ -193,23 +193,27 @@ async def test_the_revocation_list_is_shared_through_redis(
 
 async def test_introspection_reports_active_tokens_and_forgets_revoked_ones(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
-    service: RegisteredClient,
+    resource_server: RegisteredClient, service: RegisteredClient,
 ) -> None:
     token = await code_flow_tokens(http, oauth_client, web_app)
-    resource_server = oauth_client(service)
+    api = oauth_client(resource_server)
 
-    access = (await resource_server.introspect_token(INTROSPECT, token=token["access_token"])).json()
+    access = (await api.introspect_token(INTROSPECT, token=token["access_token"])).json()
     assert access["active"] is True
     assert access["sub"] == str(person.id) and access["client_id"] == web_app.client_id
     assert access["scope"] == token["scope"] and access["aud"] == "tandem" and access["token_type"] == "Bearer"
 
-    refresh = (await resource_server.introspect_token(INTROSPECT, token=token["refresh_token"],
-                                                      token_type_hint="refresh_token")).json()
-    assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
+    # Another client's refresh token is nothing a resource server may read; a confidential client that
+    # is not registered as a resource server learns nothing of any token.
+    refresh = (await api.introspect_token(INTROSPECT, token=token["refresh_token"],
+                                          token_type_hint="refresh_token")).json()
+    assert refresh == {"active": False}
+    for value in (token["access_token"], token["refresh_token"]):
+        assert (await oauth_client(service).introspect_token(INTROSPECT, token=value)).json() == {"active": False}
 
     await oauth_client(web_app).revoke_token(REVOKE, token=token["refresh_token"])
     for value in (token["access_token"], token["refresh_token"], "garbage", "a.b.c"):
-        body = (await resource_server.introspect_token(INTROSPECT, token=value)).json()
+        body = (await api.introspect_token(INTROSPECT, token=value)).json()
         assert body == {"active": False}
 
 

@@ -81,7 +81,7 @@ async def wait_until_answering_from_memory(http: httpx.AsyncClient, url: str, to
 
 async def test_a_revoked_token_is_refused_by_every_process_at_one_round_trip_a_request(
     settings: Settings, redis_server: PrivateRedis, http: httpx.AsyncClient, oauth_client: OAuthClientFactory,
-    web_app: RegisteredClient, service: RegisteredClient, person: User,
+    web_app: RegisteredClient, resource_server: RegisteredClient, person: User,
 ) -> None:
     token = (await code_flow_tokens(http, oauth_client, web_app))["access_token"]
     with server_processes(env(settings, redis_server), 2) as (first, second):
@@ -108,7 +108,7 @@ async def test_a_revoked_token_is_refused_by_every_process_at_one_round_trip_a_r
             assert "exists" not in redis_server.calls_since(before)
             # A resource server asking the other instance hears the same.
             introspection = await client.post(f"{second}/oauth/introspect", data={"token": token},
-                                              auth=(service.client_id, service.secret or ""))
+                                              auth=(resource_server.client_id, resource_server.secret or ""))
             assert introspection.json() == {"active": False}
 
 

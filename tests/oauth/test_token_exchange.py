@@ -31,7 +31,7 @@ from auth.tokens import InvalidToken
 from db.engine import Sessions
 from db.models import User
 from resolvers.users import create_user
-from tests.conftest import without_cost
+from tests.conftest import GRAPHQL_RESPONSE, without_cost
 from tests.live_server import LiveServer
 from tests.oauth.conftest import (
     ACCESS_TOKEN_TYPE,
@@ -104,6 +104,19 @@ async def mobile_app(sessions: Sessions) -> RegisteredClient:
                                     grant_types=["authorization_code", "refresh_token", TOKEN_EXCHANGE],
                                     confidential=False)
     return RegisteredClient(client.client_id, None)
+
+
+@pytest.fixture
+async def delegate(sessions: Sessions) -> RegisteredClient:
+    """A confidential backend registered for delegation: it exchanges tokens other clients were issued,
+    and as the reports service's resource server it may introspect tokens meant for it."""
+    from auth.oauth.data import create_client
+
+    client, secret = await create_client(
+        sessions, name="Reports backend", redirect_uris=[], scope=["profile", "tasks:read", "documents:read"],
+        grant_types=[TOKEN_EXCHANGE], confidential=True, may_delegate=True, resource_audience=DOWNSTREAM,
+    )
+    return RegisteredClient(client.client_id, secret)
 
 
 async def _exchange(oauth: AsyncOAuth2Client, subject_token: str, token_type: str = JWT_TYPE, **extra: Any) -> Any:
@@ -225,16 +238,17 @@ async def test_malformed_exchange_requests_are_refused(
 @sqlite_only
 async def test_a_tandem_token_can_be_narrowed(
     http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
-    service: RegisteredClient,
+    delegate: RegisteredClient,
 ) -> None:
     original = await code_flow_tokens(http, oauth_client, web_app, scope="profile tasks:read documents:read")
-    oauth = oauth_client(service)
+    oauth = oauth_client(delegate)
 
     fewer = await _exchange(oauth, original["access_token"], ACCESS_TOKEN_TYPE, scope="tasks:read")
     assert fewer["scope"] == "tasks:read"
     fewer_claims = jwt.decode(fewer["access_token"], options={"verify_signature": False})
     original_claims = jwt.decode(original["access_token"], options={"verify_signature": False})
-    assert fewer_claims["sub"] == str(person.id) and fewer_claims["client_id"] == service.client_id
+    assert fewer_claims["sub"] == str(person.id) and fewer_claims["client_id"] == delegate.client_id
+    assert fewer_claims["act"] == {"sub": delegate.client_id}  # RFC 8693 §4.1: who acts for Pat
     assert fewer_claims["exp"] <= original_claims["exp"] and fewer_claims["sid"] == original_claims["sid"]
     assert await viewer_status(http, fewer["access_token"]) == (200, {"data": {"viewer": {"name": "Pat"}}})
 
@@ -312,3 +326,55 @@ def test_issuer_settings_refuse_symmetric_algorithms_and_ambiguous_keys() -> Non
         TrustedIssuer(issuer=IDP)
     with pytest.raises(ValidationError):
         TrustedIssuer(issuer=IDP, jwks={"keys": []}, jwks_uri="https://idp.example.test/jwks")
+
+
+# --- who may exchange whose token, and what the new token keeps -----------------------------------------
+
+
+@sqlite_only
+async def test_a_client_may_not_exchange_another_clients_token(
+    http: httpx.AsyncClient, oauth_client: OAuthClientFactory, web_app: RegisteredClient, person: User,
+    service: RegisteredClient, mobile_app: RegisteredClient,
+) -> None:
+    lifted = (await code_flow_tokens(http, oauth_client, web_app, scope="profile tasks:read"))["access_token"]
+    for thief in (service, mobile_app):  # confidential, and public with no credentials at all
+        error = await _exchange_error(oauth_client(thief), lifted, ACCESS_TOKEN_TYPE)
+        assert error.error == "invalid_grant", thief
+
+
+@sqlite_only
+async def test_a_client_exchanges_its_own_tokens_and_those_that_name_it(
+    app: Starlette, oauth_client: OAuthClientFactory, person: User, service: RegisteredClient,
+    mobile_app: RegisteredClient,
+) -> None:
+    tokens = app.state.tokens
+    own = tokens.issue_access_token(str(person.id), ["tasks:read"], client_id=mobile_app.client_id)
+    assert (await _exchange(oauth_client(mobile_app), own, ACCESS_TOKEN_TYPE))["scope"] == "tasks:read"
+    named = tokens.issue_access_token(str(person.id), ["tasks:read"], client_id=mobile_app.client_id,
+                                      extra={"may_act": {"client_id": service.client_id}})
+    exchanged = await _exchange(oauth_client(service), named, ACCESS_TOKEN_TYPE)
+    claims = jwt.decode(exchanged["access_token"], options={"verify_signature": False})
+    assert claims["act"] == {"sub": service.client_id} and claims["sub"] == str(person.id)
+    # Naming someone else is no help.
+    other = tokens.issue_access_token(str(person.id), ["tasks:read"], client_id=mobile_app.client_id,
+                                      extra={"may_act": {"client_id": "tdm_someone_else"}})
+    assert (await _exchange_error(oauth_client(service), other, ACCESS_TOKEN_TYPE)).error == "invalid_grant"
+
+
+@sqlite_only
+async def test_an_exchanged_token_keeps_the_trusted_documents_restriction(
+    app: Starlette, http: httpx.AsyncClient, oauth_client: OAuthClientFactory, person: User,
+    delegate: RegisteredClient,
+) -> None:
+    from auth.tokens import TRUSTED_DOCUMENTS_ONLY, TRUSTED_MANIFESTS
+
+    mobile = app.state.tokens.issue_access_token(
+        str(person.id), ["profile", "tasks:read"], client_id="tdm_mobile",
+        extra={TRUSTED_DOCUMENTS_ONLY: True, TRUSTED_MANIFESTS: ["mobile-app.json"], "sid": "s-1"})
+    exchanged = (await _exchange(oauth_client(delegate), mobile, ACCESS_TOKEN_TYPE))["access_token"]
+    claims = jwt.decode(exchanged, options={"verify_signature": False})
+    assert claims[TRUSTED_DOCUMENTS_ONLY] is True and claims[TRUSTED_MANIFESTS] == ["mobile-app.json"]
+    assert claims["sid"] == "s-1" and set(claims["scope"].split()) <= {"profile", "tasks:read"}
+    response = await http.post("/graphql", json={"query": "{ viewer { name } }"},
+                               headers={"Authorization": f"Bearer {exchanged}", "Accept": GRAPHQL_RESPONSE})
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["PERSISTED_QUERY_REQUIRED"]

@@ -22,7 +22,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
-from auth.tokens import TRUSTED_DOCUMENTS_ONLY
+from auth.tokens import TRUSTED_DOCUMENTS_ONLY, TRUSTED_MANIFESTS
 from db.models import User
 from tests.conftest import GRAPHQL_RESPONSE
 
@@ -94,18 +94,24 @@ def redis_url() -> str:
 Post = Callable[..., Any]
 
 
+def trusted_claims(*manifests: str) -> dict[str, Any]:
+    """A trusted-documents-only client's claims, bound to `manifests` (default: the shipped one)."""
+    return {TRUSTED_DOCUMENTS_ONLY: True, TRUSTED_MANIFESTS: list(manifests or (SHIPPED_MANIFEST.name,))}
+
+
 @pytest.fixture
 def post(client: httpx.AsyncClient, token_for: Callable[..., str]) -> Post:
     """POST a GraphQL request body as-is; `as_user` signs it, `client_id` names the OAuth client, whose
-    tokens say `trusted_only` when it is registered as trusted-documents-only (as the OAuth server issues them)."""
+    tokens say `trusted_only` when it is registered as trusted-documents-only (as the OAuth server issues
+    them), bound to the shipped manifest, or to `manifests`."""
 
     async def send(
         body: dict[str, Any], *, accept: str = GRAPHQL_RESPONSE, as_user: User | None = None,
-        client_id: str | None = None, trusted_only: bool = False,
+        client_id: str | None = None, trusted_only: bool = False, manifests: tuple[str, ...] = (),
     ) -> httpx.Response:
         headers = {"Accept": accept}
         if as_user is not None:
-            claims = {TRUSTED_DOCUMENTS_ONLY: True} if trusted_only else None
+            claims = trusted_claims(*manifests) if trusted_only else None
             headers["Authorization"] = f"Bearer {token_for(as_user, None, client_id=client_id, extra=claims)}"
         return await client.post("/graphql", json=body, headers=headers)
 

@@ -15,13 +15,12 @@ import websockets
 
 from app.main import create_app
 from app.settings import Settings
-from auth.tokens import TRUSTED_DOCUMENTS_ONLY
 from db.engine import Sessions
 from db.models import User
 from tests.conftest import global_id
 from tests.factories import make_document
 from tests.live_server import LiveServer
-from tests.persisted.conftest import OPERATIONS, sha256
+from tests.persisted.conftest import OPERATIONS, sha256, trusted_claims
 from tests.realtime.conftest import LEGACY_WS, TRANSPORT_WS
 
 FEED = "subscription DocumentFeed($id: ID!) {\n  documentEvents(documentId: $id) {\n    kind\n  }\n}"
@@ -47,7 +46,7 @@ async def live(settings: Settings) -> AsyncIterator[LiveServer]:
 
 @pytest.fixture
 def trusted_token(token_for: Callable[..., str], alice: User) -> str:
-    return token_for(alice, None, extra={TRUSTED_DOCUMENTS_ONLY: True})
+    return token_for(alice, None, extra=trusted_claims("mobile-app.json", "realtime-app.json"))
 
 
 @pytest.fixture
