@@ -68,13 +68,14 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    from auth.keys import KeyStore, add_key, retire_keys
+    from auth.keys import RS256, KeyStore, add_key, retire_keys
     from auth.tokens import LEEWAY_SECONDS
 
-    KeyStore.load_or_create(settings.keys_dir)  # a first key to rotate from, on a fresh install
-    key = add_key(settings.keys_dir)
+    directory = settings.keys_dir / RS256.lower() if args.alg == RS256 else settings.keys_dir
+    KeyStore.load_or_create(directory, args.alg)  # a first key to rotate from, on a fresh install
+    key = add_key(directory, args.alg)
     # Tokens (access and ID) live access_token_ttl_seconds; twice that, plus clock leeway, is safe.
-    retired = retire_keys(settings.keys_dir, older_than_seconds=2 * settings.access_token_ttl_seconds + LEEWAY_SECONDS)
+    retired = retire_keys(directory, older_than_seconds=2 * settings.access_token_ttl_seconds + LEEWAY_SECONDS)
     if args.json:
         print(json.dumps({"kid": key.kid, "retired": retired}))
     else:
@@ -223,6 +224,8 @@ def parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
     rotate = keys.add_parser("rotate", help="add a new signing key and retire keys whose tokens have all expired")
     rotate.add_argument("--json", action="store_true", help="print the result as JSON")
+    rotate.add_argument("--alg", choices=["ES256", "RS256"], default="ES256",
+                        help="ES256: access and ID tokens (default); RS256: ID tokens of RS256 clients")
     rotate.set_defaults(run=cmd_keys_rotate)
 
     client = commands.add_parser("client", help="OAuth clients").add_subparsers(dest="client_command", required=True)

@@ -31,7 +31,7 @@ from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.authenticate import Authenticator
 from auth.external import ExternalIssuers
-from auth.keys import KeyStore
+from auth.keys import RS256, KeyStore
 from auth.oauth.browser import BrowserSessions, LoginThrottle
 from auth.oauth.routes import OAuthHTTP
 from auth.oauth.server import ServerConfig
@@ -52,8 +52,10 @@ from schema import build_schema
 
 def token_service(settings: Settings) -> TokenService:
     keys = KeyStore.load_or_create(settings.keys_dir)
+    id_token_keys = KeyStore.load_or_create(settings.keys_dir / RS256.lower(), RS256)
     return TokenService(
-        keys, issuer=settings.issuer, audience=settings.audience, ttl_seconds=settings.access_token_ttl_seconds
+        keys, issuer=settings.issuer, audience=settings.audience, ttl_seconds=settings.access_token_ttl_seconds,
+        id_token_keys=id_token_keys,
     )
 
 
@@ -221,7 +223,7 @@ def _jwks_endpoint(tokens: TokenService) -> Any:
     from starlette.responses import JSONResponse, Response
 
     async def jwks(request: Request) -> Response:
-        return JSONResponse(tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(tokens.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     return jwks
 

@@ -64,8 +64,12 @@ class AccessClaims:
 
 
 class TokenService:
-    def __init__(self, keys: KeyStore, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, keys: KeyStore, *, issuer: str, audience: str, ttl_seconds: int, id_token_keys: KeyStore | None = None
+    ) -> None:
         self.keys = keys
+        # RS256 keys for the ID tokens of clients registered for RS256; never used for access tokens.
+        self.id_token_keys = id_token_keys
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
@@ -97,6 +101,13 @@ class TokenService:
             claims["client_id"] = client_id
         key = self.keys.signing_key
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "at+jwt"})
+
+    def jwks(self) -> dict[str, Any]:
+        """Every public key that signs anything here (access tokens and ID tokens)."""
+        keys = self.keys.jwks()["keys"]
+        if self.id_token_keys is not None:
+            keys = [*keys, *self.id_token_keys.jwks()["keys"]]
+        return {"keys": keys}
 
     def verify(self, token: str, *, audiences: Iterable[str] | None = None) -> AccessClaims:
         """The token's claims if we issued it for `audiences` (default: our own API) and it is still valid."""

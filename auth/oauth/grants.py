@@ -16,8 +16,10 @@ from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, OAuth
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core import grants as oidc_grants
-from joserfc.jwk import ECKey
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import ECKey, RSAKey
 
+from auth.keys import RS256, SigningKey
 from auth.oauth import data
 from auth.oauth.models import AuthorizationCode, Client, GrantUser, RefreshToken
 from auth.oauth.server import TandemAuthorizationServer
@@ -146,7 +148,8 @@ def user_info(user: User, scope: str) -> UserInfo:
 
 
 class OpenIDCode(oidc_grants.OpenIDCode):  # type: ignore[misc]
-    """`openid` in the scope adds an ID token, signed with our current ES256 key."""
+    """`openid` in the scope adds an ID token, signed with our current ES256 key, or RS256 key for
+    clients registered for RS256 (`tandem client create --id-token-alg RS256`)."""
 
     def __init__(self, server: TandemAuthorizationServer) -> None:
         super().__init__(require_nonce=False)
@@ -155,12 +158,25 @@ class OpenIDCode(oidc_grants.OpenIDCode):  # type: ignore[misc]
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         return self.server.run(data.nonce_used, self.server.sessions, request.payload.client_id, nonce)
 
-    def resolve_client_private_key(self, client: Client) -> ECKey:
-        return ECKey.import_key(self.server.tokens.keys.signing_key.private_key)
+    def _signing_key(self, client: Client) -> SigningKey:
+        tokens = self.server.tokens
+        if client.id_token_signed_response_alg == RS256 and tokens.id_token_keys is not None:
+            return tokens.id_token_keys.signing_key
+        return tokens.keys.signing_key
+
+    def resolve_client_private_key(self, client: Client) -> ECKey | RSAKey:
+        private_key = self._signing_key(client).private_key
+        if isinstance(private_key, rsa.RSAPrivateKey):
+            return RSAKey.import_key(private_key)
+        return ECKey.import_key(private_key)
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return self._signing_key(client).algorithm
 
     def get_encode_header(self, client: Client) -> dict[str, str]:
         # typ JWT, not at+jwt: an ID token offered as an access token is refused (RFC 9068 §4).
-        return {"alg": "ES256", "kid": self.server.tokens.keys.signing_key.kid, "typ": "JWT"}
+        key = self._signing_key(client)
+        return {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
         now = int(time.time())

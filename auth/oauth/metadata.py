@@ -16,6 +16,7 @@ USERINFO = "/oauth/userinfo"
 JWKS = "/.well-known/jwks.json"
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+ID_TOKEN_ALGORITHMS = ["ES256", "RS256"]  # RS256: required of every OpenID provider (Discovery §3)
 
 
 def authorization_server_metadata(issuer: str) -> AuthorizationServerMetadata:
@@ -35,6 +36,9 @@ def authorization_server_metadata(issuer: str) -> AuthorizationServerMetadata:
         "introspection_endpoint": base + INTROSPECT,
         "introspection_endpoint_auth_methods_supported": SECRET_METHODS,
         "code_challenge_methods_supported": ["S256"],
+        # Here too, not only in OpenID Connect Discovery: clients using RFC 8414 discovery with `openid`
+        # check the ID token's algorithm against it.
+        "id_token_signing_alg_values_supported": ID_TOKEN_ALGORITHMS,
         "authorization_response_iss_parameter_supported": True,  # RFC 9207
     })
 
@@ -44,7 +48,7 @@ def openid_configuration(issuer: str) -> OpenIDProviderMetadata:
         **authorization_server_metadata(issuer),
         "userinfo_endpoint": issuer.rstrip("/") + USERINFO,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ID_TOKEN_ALGORITHMS,
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email",
                              "email_verified", "updated_at"],
     })

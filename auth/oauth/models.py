@@ -24,13 +24,15 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 class Client(ClientMixin):  # type: ignore[misc]
-    # ID tokens are signed with the same ES256 keys as access tokens.
-    id_token_signed_response_alg = "ES256"
-
     def __init__(self, row: OAuthClient) -> None:
         self.row = row
         self.client_id = row.client_id
         self.client_metadata: dict[str, Any] = {}
+
+    @property
+    def id_token_signed_response_alg(self) -> str:
+        """ES256 (the access tokens' keys) unless the client registered for RS256."""
+        return self.row.id_token_alg or "ES256"
 
     @property
     def confidential(self) -> bool:

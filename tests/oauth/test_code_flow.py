@@ -6,6 +6,8 @@ JavaScript, so what works here works in any browser.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -18,6 +20,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import select, update
+from starlette.applications import Starlette
 
 from db.engine import Sessions
 from db.models import User, utcnow
@@ -423,3 +426,47 @@ async def test_a_nul_in_the_username_is_just_a_failed_sign_in(
     response = await http.post(url, data={"csrf_token": csrf_of(page), "action": "login",
                                           "username": "pat\x00@example.test", "password": "x"})
     assert response.status_code == 400 and "not right" in response.text
+
+
+@sqlite_only
+async def test_a_client_registered_for_rs256_gets_rs256_id_tokens(
+    http: httpx.AsyncClient, oauth_client: OAuthClientFactory, person: User, sessions: Sessions
+) -> None:
+    from auth.oauth.data import create_client
+
+    # What a client using RFC 8414 discovery (not OpenID Connect's) checks before it accepts an ID token.
+    metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
+    assert metadata["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+    row, _ = await create_client(sessions, name="Legacy OIDC app", redirect_uris=[REDIRECT_URI], scope=["openid", "profile"],
+                                 grant_types=["authorization_code", "refresh_token"], confidential=False,
+                                 id_token_alg="RS256")
+    oauth = _pkce_client(oauth_client, RegisteredClient(row.client_id, None))
+    flow = start_code_flow(oauth, "openid profile")
+    redirect = await approve(http, flow.url)
+    token = await oauth.fetch_token(TOKEN, authorization_response=redirect.headers["location"],
+                                    code_verifier=flow.verifier)
+    jwks = jwt.PyJWKSet.from_dict((await http.get("/.well-known/jwks.json")).json())
+    header = jwt.get_unverified_header(token["id_token"])
+    assert header["alg"] == "RS256" and jwks[header["kid"]].key_type == "RSA"
+    claims = jwt.decode(token["id_token"], jwks[header["kid"]].key, algorithms=["RS256"], audience=row.client_id,
+                        issuer=ISSUER)
+    assert claims["sub"] == str(person.id) and claims["at_hash"]
+    # Access tokens stay ES256, and an RSA key never verifies one: an ID token is no access token.
+    assert jwt.get_unverified_header(token["access_token"])["alg"] == "ES256"
+    assert (await viewer_status(http, token["id_token"]))[0] == 401
+
+
+@sqlite_only
+async def test_an_access_token_signed_with_the_id_token_rsa_key_is_refused(
+    http: httpx.AsyncClient, app: Starlette, person: User
+) -> None:
+    rsa_key = app.state.tokens.id_token_keys.signing_key
+    now = int(time.time())
+    claims = {"sub": str(person.id), "aud": "tandem", "iss": ISSUER, "exp": now + 60, "iat": now, "nbf": now,
+              "jti": "rsa-forgery", "scope": "profile"}
+    forged = jwt.encode(claims, rsa_key.private_key, algorithm="RS256", headers={"kid": rsa_key.kid, "typ": "at+jwt"})
+    assert (await viewer_status(http, forged))[0] == 401
+    # The same claiming ES256: the RSA key's kid is no ES256 key either.
+    _, body, signature = forged.split(".")
+    header = jwt.utils.base64url_encode(json.dumps({"alg": "ES256", "kid": rsa_key.kid, "typ": "at+jwt"}).encode())
+    assert (await viewer_status(http, f"{header.decode()}.{body}.{signature}"))[0] == 401

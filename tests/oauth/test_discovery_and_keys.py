@@ -39,7 +39,8 @@ async def test_discovery_documents_describe_the_server(http: httpx.AsyncClient) 
     assert {"tasks:read", "tasks:write", "documents:read", "documents:write", "profile", "admin"} <= set(
         oauth["scopes_supported"])
     assert openid["userinfo_endpoint"] == "http://127.0.0.1:8000/oauth/userinfo"
-    assert openid["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert openid["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+    assert oauth["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
     assert {key: openid[key] for key in oauth} == oauth
 
 
@@ -47,10 +48,8 @@ def test_discovery_documents_are_valid_for_a_production_issuer() -> None:
     # authlib's own validators (they insist on https, as production must).
     AuthorizationServerMetadata(authorization_server_metadata("https://tandem.example.com")).validate()
     openid = OpenIDProviderMetadata(openid_configuration("https://tandem.example.com"))
-    # One known deviation, documented in the README: ID tokens are ES256 only, where OpenID Connect
-    # Discovery asks every provider to offer RS256 as well.
-    for name in dir(openid):
-        if name.startswith("validate_") and name != "validate_id_token_signing_alg_values_supported":
+    for name in dir(openid):  # RS256 included, as OpenID Connect Discovery requires
+        if name.startswith("validate_"):
             getattr(openid, name)()
 
 
@@ -61,13 +60,14 @@ async def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(
     keys_dir = tmp_path / "rotating-keys"
     rotating = settings.model_copy(update={"keys_dir": keys_dir})
     async with serve(rotating) as http:
-        before = (await http.get("/.well-known/jwks.json")).json()["keys"]
+        before = [key for key in (await http.get("/.well-known/jwks.json")).json()["keys"] if key["alg"] == "ES256"]
         from app.main import token_service
 
         old_token = token_service(rotating).issue_access_token(str(alice.id), {"profile"})
         new_key = add_key(keys_dir)  # what `tandem keys rotate` does, while the server runs
         after = (await http.get("/.well-known/jwks.json")).json()["keys"]
-        assert [key["kid"] for key in after] == [before[0]["kid"], new_key.kid]
+        assert [key["kid"] for key in after if key["alg"] == "ES256"] == [before[0]["kid"], new_key.kid]
+        assert [key["kty"] for key in after if key["alg"] == "RS256"] == ["RSA"]  # ID tokens of RS256 clients
         assert (await viewer_status(http, old_token))[0] == 200  # old tokens still verify
 
         new_token = token_service(rotating).issue_access_token(str(alice.id), {"profile"})
