@@ -10,6 +10,7 @@ CORS request: it skips `CORSMiddleware` and only gets the `Vary: Origin` that mi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -17,9 +18,12 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.failures import failure_response
 from app.metrics import Metrics
 from app.request_id import current_request_id, new_request_id
 from rest.header_fields import header_fields
+
+log = logging.getLogger("tandem.errors")
 
 # JSON APIs never need to run scripts or be framed; pages that do (GraphiQL) set their own CSP.
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -76,10 +80,13 @@ class Edge:
         own = (_REQUEST_ID, request_id.encode("latin-1"))
         defaults = self.defaults
 
+        started_response = False
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = _edit(message.get("headers", ()), defaults, own, vary_origin=not cross_origin)
             await send(message)
 
@@ -90,6 +97,15 @@ class Edge:
             target = self.cors if cross_origin else self.app
         try:
             await target(scope, receive, send_with_headers)
+        except Exception as exc:
+            if started_response:  # too late for an answer of our own; the server ends the response
+                log.error("response failed after it started", exc_info=exc, extra={"request_id": request_id})
+                return
+            status_code, headers, body = failure_response(
+                exc, graphql=scope["path"].startswith("/graphql"), request_id=request_id)
+            await send_with_headers({"type": "http.response.start", "status": status_code,
+                                     "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send_with_headers({"type": "http.response.body", "body": body})
         finally:
             self._observe(scope["method"], route, str(status), time.perf_counter() - started)
             current_request_id.reset(token)
