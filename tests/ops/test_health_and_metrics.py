@@ -125,8 +125,12 @@ async def test_jwks_publishes_public_keys_only(
     keys = response.json()["keys"]
     assert keys
     for key in keys:
-        assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
-        assert key["kid"] and key["x"] and key["y"]
-        assert "d" not in key
+        if key["alg"] == "RS256":  # ID tokens of clients registered for RS256
+            assert (key["kty"], key["use"]) == ("RSA", "sig") and key["n"] and key["e"]
+        else:
+            assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("EC", "P-256", "ES256", "sig")
+            assert key["x"] and key["y"]
+        assert key["kid"]
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()  # public parts only
     signing_kid = jwt.get_unverified_header(token_for(alice))["kid"]
     assert signing_kid in {key["kid"] for key in keys}
