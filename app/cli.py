@@ -32,7 +32,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from app.http_protocol import CoalescingHttpToolsProtocol
     from app.main import token_service
+    from app.secrets import secret_box
 
+    secret_box(settings)  # production without TANDEM_SECRET_KEY stops here, saying why
     token_service(settings)  # create the first signing key once, before workers race to do it
     print(f"Tandem on http://{args.host}:{args.port}/graphql  (GraphiQL: open it in a browser)", flush=True)
     uvicorn.run(
@@ -258,8 +260,10 @@ def parser() -> argparse.ArgumentParser:
     schema.add_parser("print", help="print the SDL").set_defaults(run=cmd_schema_print)
 
     from app.pq_cli import register as register_pq
+    from app.secrets_cli import register as register_secrets
 
     register_pq(commands)
+    register_secrets(commands)
     return root
 
 

@@ -6,6 +6,7 @@ from auth.authenticate import Authenticator, Identity
 from auth.viewer import bearer_token
 from db.engine import Sessions
 from db.reads import Reads
+from db.secret_box import SecretBox
 from loaders import Loaders
 from realtime.hub import Realtime
 from resolvers.context import AttemptLimiter, Context, Limits, SessionRevoker, Viewer
@@ -20,8 +21,9 @@ class ContextFactory:
         self, sessions: Sessions, authenticator: Authenticator, limits: Limits,
         revoke_sessions: SessionRevoker | None = None, url_policy: UrlPolicy | None = None,
         realtime: Realtime | None = None, *, reads: Reads, password_attempts: AttemptLimiter | None = None,
-        registrations: AttemptLimiter | None = None,
+        registrations: AttemptLimiter | None = None, secrets: SecretBox | None = None,
     ) -> None:
+        self.secrets = secrets
         self.password_attempts = password_attempts
         self.registrations = registrations
         self.sessions = sessions
@@ -61,4 +63,5 @@ class ContextFactory:
     def _context(self, loaders: Loaders, viewer: Viewer | None, request_id: str) -> Context:
         return Context(self.sessions, loaders, viewer, request_id, self.limits, self.url_policy,
                        revoke_sessions=self.revoke_sessions, realtime=self.realtime,
-                       password_attempts=self.password_attempts, registrations=self.registrations)
+                       password_attempts=self.password_attempts, registrations=self.registrations,
+                       secrets=self.secrets)

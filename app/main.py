@@ -27,6 +27,7 @@ from app.prepared import PreparedOperations
 from app.realtime import build_realtime, ticket_store
 from app.request_id import current_request_id
 from app.rest_layer import build_rest_layer, url_policy
+from app.secrets import secret_box
 from app.settings import Settings
 from app.tracing import tracing_extensions
 from auth.authenticate import Authenticator
@@ -69,6 +70,7 @@ def revocation_replica(settings: Settings, redis: Redis | None) -> RevocationRep
 
 
 def create_app(settings: Settings) -> Starlette:
+    secrets = secret_box(settings)  # first: production refuses to start without TANDEM_SECRET_KEY
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
@@ -111,7 +113,8 @@ def create_app(settings: Settings) -> Starlette:
     ], production=settings.production, batched_execution=settings.batched_execution, document_memo=DOCUMENT_MEMO)
     context_factory = ContextFactory(sessions, authenticator, limits, revoke_sessions=oauth_server.revoke_user_sessions,
                                      url_policy=url_policy(settings), realtime=realtime, reads=reads,
-                                     password_attempts=login_throttle, registrations=registrations)
+                                     password_attempts=login_throttle, registrations=registrations,
+                                     secrets=secrets)
     # Known documents skip the extension pipeline, unless tracing wants to see every phase.
     prepared = None if tracing or not settings.prepared_operations else PreparedOperations(
         schema, persisted.documents, static_limits=query_limits.static, cost=query_limits.cost,
@@ -130,7 +133,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     node_modules = settings.node_modules_dir or node_modules_dir()
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
-                                  node_modules=node_modules)
+                                  node_modules=node_modules, secrets=secrets)
     graphql_ws = GraphQLWebSocket(
         schema, context_factory, tickets, sockets, query_limits.websocket, persisted,
         connection_init_timeout=settings.ws_connection_init_timeout_seconds,

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from app.settings import Settings
 from auth.tokens import TokenService
 from db.engine import Sessions, make_engine, make_sessions
+from db.secret_box import SecretBox
 from resolvers.context import Limits
 from resolvers.webhook_urls import UrlPolicy
 from rest import docs, health, jwks, oauth, openapi, webhooks_in, ws_tickets
@@ -74,6 +75,7 @@ def build_rest_layer(
     tokens: TokenService,
     limits: Limits,
     node_modules: Path,
+    secrets: SecretBox,
 ) -> RestLayer:
     sources = by_name(settings.webhook_sources)
     # The worker has a connection pool of its own: a burst of deliveries cannot take the
@@ -84,6 +86,7 @@ def build_rest_layer(
     http = httpx.AsyncClient(follow_redirects=False, trust_env=False, timeout=settings.webhook_timeout_seconds)
     deliverer = Deliverer(worker_sessions, DeliveryConfig(
         url_policy=url_policy(settings),
+        secrets=secrets,
         timeout_seconds=settings.webhook_timeout_seconds,
         retry_base_seconds=settings.webhook_retry_base_seconds,
         retry_max_seconds=settings.webhook_retry_max_seconds,

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     registrations_per_address: int = Field(default=3, gt=0)
     registrations_per_ip: int = Field(default=10, gt=0)
     registration_window_seconds: int = Field(default=3600, gt=0)
+    # Comma-separated base64 keys of 32 bytes, newest first: seals webhook secrets at rest
+    # (db/secret_box.py). Required in production; development makes one under `keys_dir`.
+    secret_key: SecretStr | None = None
     # `/metrics` needs `Authorization: Bearer <this>` when set; unset, production answers 404 there.
     metrics_token: SecretStr | None = None
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs,

@@ -54,6 +54,10 @@ def _check_in(column: str, values: type[enum.Enum]) -> str:
     return f"{column} IN ({', '.join(repr(member.value) for member in values)})"
 
 
+# Associated data of a sealed signing secret (db/secret_box.py); `previous_secret` holds a moved `secret`.
+SECRET_CONTEXT = "webhook endpoint signing secret"
+
+
 class WebhookEndpoint(Timestamps, Base):
     __tablename__ = "webhook_endpoints"
 

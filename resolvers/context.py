@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from db.engine import Sessions
+from db.secret_box import SecretBox
 from resolvers.errors import Forbidden, Unauthenticated
 from resolvers.webhook_urls import UrlPolicy
 
@@ -85,6 +86,8 @@ class Context:
     password_attempts: AttemptLimiter | None = None
     # Registrations per address and per IP, in a sliding window (the auth layer's).
     registrations: AttemptLimiter | None = None
+    # Seals recoverable secrets (webhook signing secrets) before they are stored.
+    secrets: SecretBox | None = None
     # Transports (HTTP, WebSocket) may stash per-request state here, e.g. response headers.
     extras: dict[str, object] = field(default_factory=dict)
     # Provided by the auth layer, which owns sessions; None where nothing can be revoked.

@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from db.models import utcnow
-from db.webhooks import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from db.webhooks import (
+    SECRET_CONTEXT,
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
@@ -34,6 +41,13 @@ SECRET_BYTES = 32
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` and base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _sealed(ctx: Context, secret: str) -> str:
+    """What the database keeps of a signing secret: sealed with TANDEM_SECRET_KEY (db/secret_box.py)."""
+    if ctx.secrets is None:
+        raise RuntimeError("the context has no secret box; app/ gives every context one")
+    return ctx.secrets.seal(secret, context=SECRET_CONTEXT)
 
 
 def _events(values: Sequence[str] | None) -> list[str]:
@@ -94,7 +108,8 @@ async def create_endpoint(
                 field="url",
             )
         endpoint = WebhookEndpoint(
-            owner_id=viewer_id, url=clean_url, events=subscribed, description=text, secret=secret, enabled=True
+            owner_id=viewer_id, url=clean_url, events=subscribed, description=text, secret=_sealed(ctx, secret),
+            enabled=True,
         )
         session.add(endpoint)
     return endpoint, secret
@@ -137,7 +152,8 @@ async def rotate_secret(ctx: Context, endpoint_id: int) -> tuple[WebhookEndpoint
         await session.execute(
             update(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id)
-            .values(secret=secret, previous_secret=endpoint.secret, previous_secret_expires_at=utcnow() + SECRET_GRACE)
+            .values(secret=_sealed(ctx, secret), previous_secret=endpoint.secret,
+                    previous_secret_expires_at=utcnow() + SECRET_GRACE)
         )
     ctx.loaders.webhooks.forget_endpoint(endpoint_id)
     return await visible_endpoint(ctx, endpoint_id), secret

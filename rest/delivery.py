@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import Sessions
 from db.models import utcnow
+from db.secret_box import SecretBox, UndecryptableSecret
 from db.webhooks import (
+    SECRET_CONTEXT,
     AttemptOutcome,
     DeliveryStatus,
     WebhookAttempt,
@@ -50,6 +52,7 @@ ERROR_MAX = 500
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     url_policy: UrlPolicy
+    secrets: SecretBox  # endpoints' signing secrets are stored sealed
     timeout_seconds: float = 10.0
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
@@ -89,12 +92,17 @@ class _Result:
     error: str | None = None
 
 
-def _secrets(endpoint: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
-    previous = endpoint.previous_secret
+def _secrets(endpoint: WebhookEndpoint, now: datetime, box: SecretBox) -> tuple[str, ...]:
+    """The secrets to sign with, opened; none when they cannot be (the attempt then fails, saying why)."""
+    sealed = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at
-    if previous and expires is not None and expires > now:
-        return (endpoint.secret, previous)
-    return (endpoint.secret,)
+    if endpoint.previous_secret and expires is not None and expires > now:
+        sealed.append(endpoint.previous_secret)
+    try:
+        return tuple(box.open(value, context=SECRET_CONTEXT) for value in sealed)
+    except UndecryptableSecret as exc:
+        log.error("webhook endpoint %s: signing secret unreadable (%s)", endpoint.id, exc)
+        return ()
 
 
 class Deliverer:
@@ -150,7 +158,8 @@ class Deliverer:
                 .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
             )
             return [
-                _Claimed(delivery_id, endpoint.id, endpoint.url, _secrets(endpoint, now), message_id, payload)
+                _Claimed(delivery_id, endpoint.id, endpoint.url, _secrets(endpoint, now, self.config.secrets),
+                         message_id, payload)
                 for delivery_id, endpoint, message_id, payload in found.all()
             ]
 
@@ -170,6 +179,9 @@ class Deliverer:
             latency = int((time.perf_counter() - started) * 1000)
             return _Result(outcome, attempted_at, latency, status, error[:ERROR_MAX] if error else None)
 
+        if not item.secrets:  # never send unsigned: the receiver could not tell us from anyone
+            return done(AttemptOutcome.FAILED, error="The signing secret cannot be decrypted with TANDEM_SECRET_KEY; "
+                                                      "rotate the endpoint's secret.")
         parts = urlsplit(item.url)
         try:
             addresses = await public_addresses(parts, self.config.url_policy)

@@ -35,6 +35,10 @@ POSTGRES_ADMIN_URL = os.environ.get("TANDEM_TEST_POSTGRES_ADMIN", "postgresql://
 POSTGRES_DATABASE = f"tandem_test_{os.getpid()}"
 REDIS_URL = os.environ.get("TANDEM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# Seals webhook secrets in the tests' databases (production refuses to start without one).
+TEST_SECRET_KEY = "dGFuZGVtLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmctISE"
+# Server processes the tests start inherit it, so they open what the in-process apps sealed.
+os.environ.setdefault("TANDEM_SECRET_KEY", TEST_SECRET_KEY)
 
 
 def global_id(type_name: str, pk: int) -> str:
@@ -117,6 +121,7 @@ def settings(database_url: str, keys_dir: Path) -> Settings:
         redis_url=None,
         log_json=False,
         freeze_gc_on_start=False,
+        secret_key=TEST_SECRET_KEY,
         _env_file=None,  # type: ignore[call-arg]
     )
 

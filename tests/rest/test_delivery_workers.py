@@ -23,7 +23,7 @@ from db.engine import Sessions, make_engine, make_sessions
 from db.models import User, utcnow
 from db.webhooks import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from rest import leases
-from tests.conftest import GRAPHQL_RESPONSE, serve
+from tests.conftest import GRAPHQL_RESPONSE, TEST_SECRET_KEY, serve
 from tests.factories import make_user
 from tests.rest.conftest import CREATE_ENDPOINT, Receiver, eventually
 
@@ -75,7 +75,7 @@ async def test_no_event_is_lost_when_the_worker_is_killed_mid_delivery(
     env = {key: value for key, value in os.environ.items() if not key.startswith("TANDEM_")}
     env.update({
         "TANDEM_DATABASE_URL": settings.database_url, "TANDEM_KEYS_DIR": str(settings.keys_dir),
-        "TANDEM_LOG_JSON": "false", "TANDEM_WEBHOOK_POLL_SECONDS": "0.02",
+        "TANDEM_SECRET_KEY": TEST_SECRET_KEY, "TANDEM_LOG_JSON": "false", "TANDEM_WEBHOOK_POLL_SECONDS": "0.02",
         "TANDEM_WEBHOOK_TIMEOUT_SECONDS": "2", "TANDEM_WEBHOOK_LEASE_SECONDS": "2.5",
     })
     log_path = tmp_path / "server.log"
