@@ -95,7 +95,10 @@ def create_app(settings: Settings) -> Starlette:
     oauth = OAuthHTTP(oauth_server, authenticator, BrowserSessions(
         store, secure_cookies=settings.issuer.startswith("https://")), login_throttle)
     metrics = Metrics()
-    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length)
+    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_string_length,
+                    max_documents_per_user=settings.max_documents_per_user,
+                    max_tasks_per_user=settings.max_tasks_per_user,
+                    max_snapshots_per_document=settings.max_snapshots_per_document)
     persisted = PersistedQueries(settings, redis, metrics)
     query_limits = build_limits(settings, redis, metrics)
     realtime = build_realtime(settings, sessions, redis)

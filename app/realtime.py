@@ -20,7 +20,8 @@ def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) 
         else MemoryBroker(settings.realtime_queue_size)
     )
     documents = DocumentStore(
-        sessions, compact_every=settings.realtime_compact_every, keep=settings.realtime_keep_updates
+        sessions, compact_every=settings.realtime_compact_every, keep=settings.realtime_keep_updates,
+        max_bytes=settings.max_document_bytes,
     )
     presence = Presence(
         timeout=settings.presence_timeout_seconds,

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     graphiql_client_id: str = "tandem-demo"
     # NoDecode: the environment gives a comma-separated list, not JSON.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # What one user may own and one document may keep; past a limit, mutations answer a
+    # `userErrors` entry with code LIMIT_EXCEEDED.
+    max_document_bytes: int = Field(default=16 * 1024 * 1024, gt=0)  # its Yjs state and update log
+    max_snapshots_per_document: int = Field(default=100, gt=0)
+    max_documents_per_user: int = Field(default=1_000, gt=0)
+    max_tasks_per_user: int = Field(default=10_000, gt=0)
     default_page_size: int = 20
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000

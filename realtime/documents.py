@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc, Text
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,15 @@ class DocumentGone(Exception):
 
 class InvalidUpdate(Exception):
     """The bytes are not a Yjs v1 update (or state vector)."""
+
+
+class DocumentTooLarge(Exception):
+    """The stored state and log would pass the document's size limit; nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the document would take {size} bytes; the limit is {limit}")
+        self.size = size
+        self.limit = limit
 
 
 class VersionTooOld(Exception):
@@ -79,9 +88,14 @@ class Current:
 
 
 class DocumentStore:
-    def __init__(self, sessions: Sessions, *, compact_every: int = 200, keep: int = 100, cache_size: int = 512) -> None:
-        """`compact_every` log entries beyond the `keep` newest are folded into the stored state."""
+    def __init__(
+        self, sessions: Sessions, *, compact_every: int = 200, keep: int = 100, cache_size: int = 512,
+        max_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        """`compact_every` log entries beyond the `keep` newest are folded into the stored state;
+        `max_bytes` bounds what one document stores (its state and its log)."""
         self.sessions = sessions
+        self.max_bytes = max_bytes
         self.compact_every = compact_every
         self.keep = keep
         self.cache_size = cache_size
@@ -213,6 +227,10 @@ class DocumentStore:
                     )
                     if version is None:
                         raise DocumentGone()
+                    # Under the row lock: writers on every instance see the same total.
+                    stored = await self._stored_bytes(session, document_id)
+                    if stored + len(data) > self.max_bytes:
+                        raise DocumentTooLarge(stored + len(data), self.max_bytes)
                     if version != replica.version + 1:  # another instance wrote meanwhile
                         for _, missed in await self._missed(session, document_id, replica.version, version):
                             replica.doc.apply_update(missed)
@@ -228,6 +246,15 @@ class DocumentStore:
             if version - replica.compacted >= self.compact_every + self.keep:
                 replica.compacted = await self.compact(document_id, version - self.keep)
         return version
+
+    @staticmethod
+    async def _stored_bytes(session: AsyncSession, document_id: int) -> int:
+        """What the document keeps now: its compacted state and its log."""
+        log_bytes = select(func.coalesce(func.sum(func.length(DocumentUpdate.data)), 0)).where(
+            DocumentUpdate.document_id == document_id).scalar_subquery()
+        state_bytes = select(func.coalesce(func.sum(func.length(DocumentState.state)), 0)).where(
+            DocumentState.document_id == document_id).scalar_subquery()
+        return int(await session.scalar(select(log_bytes + state_bytes)) or 0)
 
     async def _missed(
         self, session: AsyncSession, document_id: int, after: int, before: int
@@ -288,6 +315,12 @@ class DocumentStore:
                 select(DocumentSnapshot).where(DocumentSnapshot.document_id == document_id)
                 .order_by(DocumentSnapshot.version.desc(), DocumentSnapshot.id.desc())
             )).all()
+
+    async def snapshot_count(self, document_id: int) -> int:
+        async with self.sessions() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(DocumentSnapshot).where(DocumentSnapshot.document_id == document_id)
+            ) or 0)
 
     async def snapshot(self, snapshot_id: int) -> DocumentSnapshot | None:
         async with self.sessions() as session:

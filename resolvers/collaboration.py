@@ -19,7 +19,15 @@ from db.collaboration import DocumentSnapshot
 from db.records import DocumentRecord
 from loaders import Loaders
 from realtime.broker import SubscriberOverflow
-from realtime.documents import Current, DocumentGone, InvalidUpdate, VersionTooOld, doc_from, text_of
+from realtime.documents import (
+    Current,
+    DocumentGone,
+    DocumentTooLarge,
+    InvalidUpdate,
+    VersionTooOld,
+    doc_from,
+    text_of,
+)
 from realtime.events import DocumentEventKind, decode
 from realtime.hub import Realtime
 from realtime.text import EditOutOfRange, apply_edits, edits_between
@@ -27,7 +35,7 @@ from realtime.text import TextEdit as TextEdit  # re-exported for the schema
 from resolvers import validation
 from resolvers.context import Context
 from resolvers.documents import editable_document, visible_document
-from resolvers.errors import BadUserInput, DomainError, NotFound
+from resolvers.errors import BadUserInput, DomainError, LimitExceeded, NotFound
 
 MAX_UPDATE_BYTES = 512 * 1024
 MAX_EDITS = 1000
@@ -124,6 +132,9 @@ async def _apply(ctx: Context, document_id: int, update: bytes) -> int:
         version = await hub.documents.apply(document_id, update, ctx.require_user())
     except InvalidUpdate:
         raise BadUserInput("`update` is not a Yjs (v1) update.", field="update") from None
+    except DocumentTooLarge as exc:
+        raise LimitExceeded(f"The document would take {exc.size} bytes; it may keep at most {exc.limit}. "
+                            "Delete content, or start another document.", field="update") from None
     except DocumentGone:
         raise NotFound("Document not found.") from None
     ctx.loaders.documents.forget(document_id)
@@ -182,6 +193,9 @@ async def create_snapshot(ctx: Context, document_id: int, label: str) -> Documen
     await editable_document(ctx, document_id)
     clean = validation.required_text(label, "label", LABEL_MAX)
     hub = realtime_of(ctx)
+    limit = ctx.limits.max_snapshots_per_document
+    if await hub.documents.snapshot_count(document_id) >= limit:
+        raise LimitExceeded(f"The document has {limit} snapshots, the most allowed.", field="documentId")
     try:
         snapshot = await hub.documents.create_snapshot(document_id, clean, ctx.require_user())
     except DocumentGone:

@@ -68,6 +68,9 @@ class Limits:
     default_page_size: int = 20
     max_page_size: int = 100
     max_string_length: int = 10_000
+    max_documents_per_user: int = 1_000
+    max_tasks_per_user: int = 10_000
+    max_snapshots_per_document: int = 100
 
 
 @dataclass

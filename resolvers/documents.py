@@ -16,6 +16,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.global_ids import encode_id
 from resolvers.pagination import Page, PageArgs, paginate
+from resolvers.quotas import within_quota
 
 EDITING_ROLES = frozenset({CollaboratorRole.OWNER.value, CollaboratorRole.EDITOR.value})
 TITLE_MAX = 500
@@ -100,6 +101,8 @@ async def create_document(ctx: Context, title: str) -> Document:
     viewer_id = ctx.require_user()
     document = Document(title=validation.required_text(title, "title", TITLE_MAX), owner_id=viewer_id)
     async with ctx.sessions.begin() as session:
+        await within_quota(session, Document, Document.owner_id, viewer_id, ctx.limits.max_documents_per_user,
+                           "documents")
         session.add(document)
         await session.flush()
         session.add(

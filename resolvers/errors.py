@@ -2,6 +2,7 @@
 
     DomainError
     ├── BadUserInput      BAD_USER_INPUT   (mutations turn it into `userErrors`)
+    │   └── LimitExceeded LIMIT_EXCEEDED   (a quota: what a user may own, what a document may keep)
     ├── NotFound          NOT_FOUND        (also "exists, but not yours": never leak existence)
     ├── Unauthenticated   UNAUTHENTICATED
     ├── Forbidden         FORBIDDEN        (you can see it, but may not do this)
@@ -23,6 +24,10 @@ class DomainError(Exception):
 
 
 class BadUserInput(DomainError): ...
+
+
+class LimitExceeded(BadUserInput):
+    code = "LIMIT_EXCEEDED"
 
 
 class NotFound(DomainError):

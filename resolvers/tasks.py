@@ -22,6 +22,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.pagination import Page, PageArgs, paginate
 from resolvers.prefetch import NOTHING, TaskRelations, prefetch_task_relations
+from resolvers.quotas import within_quota
 
 TITLE_MAX = 500
 LABEL_MAX = 64
@@ -150,6 +151,7 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
         document_id=draft.document_id,
     )
     async with ctx.sessions.begin() as session:
+        await within_quota(session, Task, Task.owner_id, viewer_id, ctx.limits.max_tasks_per_user, "tasks")
         session.add(task)
         await session.flush()
         session.add_all(TaskLabel(task_id=task.id, label=label) for label in label_values)

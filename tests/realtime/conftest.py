@@ -28,6 +28,7 @@ import redis
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from app.main import create_app
@@ -155,6 +156,9 @@ class ServerProcess:
                 env[f"TANDEM_{name.upper()}"] = json.dumps(value)
             else:
                 env[f"TANDEM_{name.upper()}"] = str(value)
+            secret = getattr(self.settings, name)
+            if isinstance(secret, SecretStr):  # dumped as asterisks
+                env[f"TANDEM_{name.upper()}"] = secret.get_secret_value()
         return env
 
     def start(self) -> None:
