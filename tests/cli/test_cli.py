@@ -195,3 +195,14 @@ def test_keys_rotate_adds_a_signing_key(database: Path, capsys: pytest.CaptureFi
     assert kids[-1] == rotated["kid"] and len(kids) == 2 and rotated["retired"] == []
     settings = Settings(keys_dir=tmp_path / "keys")
     assert [key["kid"] for key in token_service(settings).keys.jwks()["keys"]] == kids
+
+
+def test_secrets_new_key_prints_a_key_the_settings_take(capsys: pytest.CaptureFixture[str]) -> None:
+    from db.secret_box import parse_keys
+
+    capsys.readouterr()
+    assert main(["secrets", "new-key"]) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(["secrets", "new-key"]) == 0
+    second = capsys.readouterr().out.strip()
+    assert first != second and len(parse_keys(f"{second},{first}")) == 2  # docs/security.md's rotation line
