@@ -83,6 +83,9 @@ class Socket:
         return self.websocket.application_state == WebSocketState.CONNECTED
 
     async def close(self, code: int, reason: str) -> None:
+        # Slots back and any cool-down set before the close frame leaves: a client that reconnects
+        # the moment it reads 4429 must meet the cool-down, whatever the socket's operations still do.
+        await self.limits.close()
         if self.open:
             with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
                 await self.websocket.close(code=code, reason=reason)

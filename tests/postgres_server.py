@@ -28,14 +28,7 @@ from typing import Self
 
 import pytest
 
-HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.redis_server import HOST, free_port
 
 
 def _bin_dir() -> Path:
@@ -52,7 +45,7 @@ def _bin_dir() -> Path:
 class PrivatePostgres:
     def __init__(self) -> None:
         self.bin = _bin_dir()
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="tandem-pg-"))
         self.data = self.root / "data"
         self._as_postgres = os.geteuid() == 0

@@ -29,7 +29,8 @@ import redis
 HOST = "127.0.0.1"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (for the private servers the tests start)."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
@@ -43,7 +44,7 @@ class PrivateRedis:
             pytest.fail("redis-server is not installed; these tests start their own (apt-get install redis-server)",
                         pytrace=False)
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._counter: redis.Redis | None = None
 
