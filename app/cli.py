@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -30,11 +31,18 @@ def _with_sessions(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app import preflight
     from app.http_protocol import CoalescingHttpToolsProtocol
     from app.main import token_service
     from app.secrets import secret_box
 
-    secret_box(settings)  # production without TANDEM_SECRET_KEY stops here, saying why
+    if args.single_instance:
+        os.environ["TANDEM_SINGLE_INSTANCE"] = "true"  # the workers build their settings from it
+        settings = settings.model_copy(update={"single_instance": True})
+    preflight.check(settings, workers=args.workers)  # unsafe production stops here, saying why
+    secret_box(settings)  # and production without TANDEM_SECRET_KEY
+    if (hint := preflight.issuer_hint(settings, args.host, args.port)) is not None:
+        print(hint, file=sys.stderr, flush=True)
     token_service(settings)  # create the first signing key once, before workers race to do it
     print(f"Tandem on http://{args.host}:{args.port}/graphql  (GraphiQL: open it in a browser)", flush=True)
     uvicorn.run(
@@ -201,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--single-instance", action="store_true",
+                       help="production without Redis: this is the only process on the only host")
     serve.set_defaults(run=cmd_serve)
 
     db = commands.add_parser("db", help="database tasks").add_subparsers(dest="db_command", required=True)

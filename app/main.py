@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from app import preflight
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
@@ -70,7 +71,8 @@ def revocation_replica(settings: Settings, redis: Redis | None) -> RevocationRep
 
 
 def create_app(settings: Settings) -> Starlette:
-    secrets = secret_box(settings)  # first: production refuses to start without TANDEM_SECRET_KEY
+    preflight.check(settings)  # production without Redis, unless single instance
+    secrets = secret_box(settings)  # production refuses to start without TANDEM_SECRET_KEY
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs

@@ -10,20 +10,25 @@ import os
 from pathlib import Path
 
 from app.settings import Settings
-from db.secret_box import SecretBox, new_key, parse_keys
+from db.secret_box import SecretBox, SecretKeyError, new_key, parse_keys
 
 DEVELOPMENT_KEY_FILE = "secret.key"
 
 
-class MissingSecretKey(SystemExit):
-    """Production refuses to start without TANDEM_SECRET_KEY (secrets would be sealed with nothing)."""
+class SecretKeyRefused(SystemExit):
+    """Production without TANDEM_SECRET_KEY, or a key that is not 32 bytes of base64: the server does
+    not start (secrets would be sealed with nothing, or with what the operator did not mean)."""
 
 
 def secret_box(settings: Settings) -> SecretBox:
-    if settings.secret_key is not None:
-        return SecretBox(parse_keys(settings.secret_key.get_secret_value()))
+    configured = settings.secret_key.get_secret_value().strip() if settings.secret_key is not None else ""
+    if configured:
+        try:
+            return SecretBox(parse_keys(configured))
+        except SecretKeyError as exc:
+            raise SecretKeyRefused(f"{exc}. Generate one with `tandem secrets new-key`.") from None
     if settings.production:
-        raise MissingSecretKey(
+        raise SecretKeyRefused(
             "TANDEM_SECRET_KEY is required in production: it encrypts webhook signing secrets at rest. "
             "Generate one with `tandem secrets new-key`."
         )

@@ -122,6 +122,7 @@ def settings(database_url: str, keys_dir: Path) -> Settings:
         log_json=False,
         freeze_gc_on_start=False,
         secret_key=TEST_SECRET_KEY,
+        single_instance=True,  # production tests without Redis are one process (app/preflight.py)
         _env_file=None,  # type: ignore[call-arg]
     )
 
