@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from app import preflight
     from app.http_protocol import CoalescingHttpToolsProtocol
+    from app.logging import configure_logging, uvicorn_log_config
     from app.main import token_service
     from app.secrets import secret_box
 
@@ -42,12 +44,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     preflight.check(settings, workers=args.workers)  # unsafe production stops here, saying why
     secret_box(settings)  # and production without TANDEM_SECRET_KEY
     if (hint := preflight.issuer_hint(settings, args.host, args.port)) is not None:
-        print(hint, file=sys.stderr, flush=True)
+        configure_logging(settings.log_level, settings.log_json)  # the hint in the format of every other line
+        logging.getLogger("tandem.cli").warning(hint)
     token_service(settings)  # create the first signing key once, before workers race to do it
     print(f"Tandem on http://{args.host}:{args.port}/graphql  (GraphiQL: open it in a browser)", flush=True)
     uvicorn.run(
         "app.main:app_from_environment", factory=True, host=args.host, port=args.port,
-        workers=args.workers, log_level=settings.log_level.lower(), access_log=False,
+        workers=args.workers, log_level=settings.log_level.lower(), access_log=False,  # ours: app/access_log.py
+        log_config=uvicorn_log_config(settings.log_level, settings.log_json),
         # Forwarded header fields only from the proxies named in TANDEM_FORWARDED_ALLOW_IPS (uvicorn's
         # default would believe anything on 127.0.0.1).
         proxy_headers=bool(settings.forwarded_allow_ips), forwarded_allow_ips=settings.forwarded_allow_ips or "",

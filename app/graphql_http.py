@@ -31,6 +31,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from app.access_log import access_note
 from app.context import ContextFactory
 from app.http_cache import cache_get_response, shared_cacheable
 from app.metrics import Metrics
@@ -283,6 +284,9 @@ class GraphQLHTTP:
             raise RequestError(503, str(exc), "INTERNAL_SERVER_ERROR", headers={"Retry-After": "5"}) from None
         context.client_address = request.client.host if request.client else None
         operation = await self._resolve_operation(params, context)
+        note = access_note(request.scope)
+        note.operation, note.document = operation_name, operation.sha256[:16]
+        note.client_id = context.viewer.client_id if context.viewer is not None else None
         prepared = (self.prepared.find(operation.sha256, operation_name, context.viewer)
                     if self.prepared is not None else None)
         try:

@@ -10,7 +10,8 @@ import orjson
 
 from app.request_id import current_request_id
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not fields of ours (uvicorn adds `color_message`, with terminal colours).
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +27,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+def uvicorn_log_config(level: str, json_lines: bool) -> dict[str, object]:
+    """uvicorn's own lines (start-up, shutdown, errors) in the same format as ours."""
+    formatter = {"()": "app.logging.JsonFormatter"} if json_lines else {
+        "format": "%(levelname)s %(name)s: %(message)s"}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"tandem": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "tandem", "stream": "ext://sys.stderr"}},
+        "loggers": {"uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False}},
+    }
 
 
 def configure_logging(level: str, json_lines: bool) -> None:

@@ -195,7 +195,7 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [
         Middleware(
             Edge, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)],
-            direct={"/graphql": graphql_endpoint},
+            direct={"/graphql": graphql_endpoint}, access_log=settings.access_log,
             hsts=settings.issuer.startswith("https://"), cors_origins=settings.cors_origins, cors={
                 "allow_methods": ["GET", "POST"],
                 "allow_headers": ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.access_log import log_request
 from app.failures import failure_response
 from app.metrics import Metrics
 from app.request_id import current_request_id, new_request_id
@@ -54,8 +55,10 @@ class Edge:
     def __init__(
         self, app: ASGIApp, *, metrics: Metrics, routes: Iterable[str], hsts: bool,
         cors_origins: Sequence[str], cors: dict[str, Any], direct: dict[str, ASGIApp] | None = None,
+        access_log: bool = True,
     ) -> None:
         self.app = app
+        self.access_log = access_log
         self.cors = CORSMiddleware(app, allow_origins=cors_origins, **cors)
         # (without CORS, with CORS) for each direct path.
         self.direct = {path: (target, CORSMiddleware(target, allow_origins=cors_origins, **cors))
@@ -107,7 +110,10 @@ class Edge:
                                      "headers": [*headers, (b"content-length", str(len(body)).encode())]})
             await send_with_headers({"type": "http.response.body", "body": body})
         finally:
-            self._observe(scope["method"], route, str(status), time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._observe(scope["method"], route, str(status), elapsed)
+            if self.access_log:
+                log_request(scope, route, status, elapsed)
             current_request_id.reset(token)
 
     def _observe(self, method: str, route: str, status: str, seconds: float) -> None:

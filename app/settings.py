@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs,
     # `*` for any); unset: none, and the peer's own address is the client's.
     forwarded_allow_ips: str = ""
+    # One JSON line per HTTP request (app/access_log.py).
+    access_log: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     otel_exporter: Literal["none", "console", "otlp"] = "none"
