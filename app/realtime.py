@@ -15,7 +15,8 @@ from realtime.presence import Presence
 
 def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) -> Realtime:
     broker: Broker = (
-        RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size)
+        RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size,
+                    publish_timeout=settings.rate_limit_redis_timeout_seconds)
         if redis is not None
         else MemoryBroker(settings.realtime_queue_size)
     )

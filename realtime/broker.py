@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -159,11 +160,22 @@ class RedisBroker:
 
     Channels are prefixed (`tandem:` plus, in tests, a run id), because Redis pub/sub channels are
     shared by every database number on a server.
+
+    This process's own subscribers get a message straight away, in process, and then it goes to Redis
+    for the other instances, tagged with this broker's id so that it is not delivered here twice when it
+    comes back round. So Redis being down or hung costs local subscribers nothing and the publisher at
+    most `publish_timeout` seconds; other instances miss what was published meanwhile (document streams
+    repair it from the update log).
     """
 
-    def __init__(self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *, publish_timeout: float = 0.5
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._origin = uuid.uuid4().hex.encode()
+        self._publish_timeout = publish_timeout
+        self._outage_logged = False
         self._fanout = _Fanout(queue_size)
         self._pubsub = redis.pubsub()
         self._reader: asyncio.Task[None] | None = None
@@ -179,7 +191,16 @@ class RedisBroker:
         return None
 
     async def publish(self, channel: str, message: bytes) -> None:
-        await self._redis.publish(self._key(channel), message)
+        self._fanout.deliver(channel, message)
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._redis.publish(self._key(channel), self._origin + b"\n" + message)
+        except (RedisError, OSError, TimeoutError) as exc:
+            if not self._outage_logged:  # once per outage, not once per event
+                log.warning("redis publish failed (%s); local subscribers still get events", exc)
+                self._outage_logged = True
+            return
+        self._outage_logged = False
 
     async def subscribe(self, channel: str) -> Subscription:
         async with self._lock:
@@ -236,7 +257,9 @@ class RedisBroker:
                 if not confirmed.done():
                     confirmed.set_result(None)
         elif message["type"] == "message":
-            self._fanout.deliver(key.removeprefix(self._prefix), message["data"])
+            origin, _, data = bytes(message["data"]).partition(b"\n")
+            if origin != self._origin:  # ours were delivered when published
+                self._fanout.deliver(key.removeprefix(self._prefix), data)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -51,12 +51,17 @@ async def test_redis_broker_reaches_another_instance() -> None:
     other = RedisBroker(first, redis_prefix())  # another namespace hears nothing
     try:
         on_b = await b.subscribe("document:1")
+        on_a = await a.subscribe("document:1")
         elsewhere = await other.subscribe("document:1")
         await a.publish("document:1", b"hello")
         assert await asyncio.wait_for(on_b.__anext__(), 5) == b"hello"
+        assert on_a.get_nowait() == b"hello"  # delivered in process at once...
+        await b.publish("document:1", b"from b")  # ...and not again when it comes back from Redis
+        assert await asyncio.wait_for(on_a.__anext__(), 5) == b"from b"
+        assert on_a.pending == 0
         assert elsewhere.pending == 0
-        await on_b.close()
-        await elsewhere.close()
+        for subscription in (on_a, on_b, elsewhere):
+            await subscription.close()
     finally:
         for broker in (a, b, other):
             await broker.close()
@@ -140,3 +145,39 @@ async def test_a_socket_that_stops_reading_is_closed_1013(settings: Settings, to
         close = await asyncio.to_thread(client.close_frame)
     assert close is not None
     assert (close.code, close.reason) == (1013, "Subscriber too slow: resume with afterVersion")
+
+
+@pytest.mark.parametrize("fault", ["stopped", "hung"])
+async def test_local_subscribers_get_events_while_redis_is_down(fault: str) -> None:
+    """Redis stopped or hung (SIGSTOP): this instance's subscribers still get every event at once,
+    and publishing gives up after its timeout instead of holding the mutation."""
+    import os
+    import signal
+    import time
+
+    from tests.redis_server import PrivateRedis
+
+    with PrivateRedis() as server:
+        redis = Redis.from_url(server.url, socket_timeout=2)
+        broker = RedisBroker(redis, redis_prefix(), publish_timeout=0.3)
+        try:
+            local = await broker.subscribe("tasks")
+            process = server._process
+            assert process is not None
+            if fault == "stopped":
+                server.stop()
+            else:
+                os.kill(process.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                for n in range(3):
+                    await broker.publish("tasks", f"event {n}".encode())
+                assert time.monotonic() - started < 3  # at most one timeout each, never a hang
+                assert [local.get_nowait() for _ in range(3)] == [b"event 0", b"event 1", b"event 2"]
+            finally:
+                if fault == "hung":
+                    os.kill(process.pid, signal.SIGCONT)
+            await local.close()
+        finally:
+            await broker.close()
+            await redis.aclose()

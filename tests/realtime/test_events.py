@@ -204,3 +204,30 @@ async def test_subscriptions_over_server_sent_events(http: httpx.AsyncClient, to
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHENTICATED"
     plain = await http.post("/graphql/stream", json=body, headers={"Authorization": f"Bearer {token_for(alice)}"})
     assert plain.status_code == 406 and plain.json()["error"]["code"] == "NOT_ACCEPTABLE"
+
+
+async def test_subscribers_on_this_instance_get_events_while_redis_is_stopped(
+    settings: Settings, token_for: Callable[..., str], alice: User
+) -> None:
+    """Redis stops under a running instance: its own subscribers still get the task's event, and the
+    mutation answers (the limiter and the revocation check fail open, publishing gives up on Redis)."""
+    import time
+
+    from tests.realtime.conftest import redis_prefix
+    from tests.redis_server import PrivateRedis
+
+    with PrivateRedis() as server:
+        shared = settings.model_copy(update={"redis_url": server.url, "redis_prefix": redis_prefix()})
+        async with LiveServer(create_app(shared)) as live, \
+                ws_session(f"{live.ws_url}/graphql", token_for(alice)) as session:
+            events = subscribe(session, TASK_EVENTS)
+            pending = asyncio.ensure_future(next_within(events, 20))
+            await asyncio.sleep(0.5)  # subscribed (in Redis too) before it stops
+            server.stop()
+            async with httpx.AsyncClient(base_url=live.url, timeout=20) as http:
+                started = time.monotonic()
+                created = await post_gql(http, token_for(alice), CREATE_TASK, {"title": "Offline", "labels": []})
+                assert time.monotonic() - started < 5
+            assert created["data"]["createTask"]["task"]["id"]
+            event = await pending
+            assert event["taskEvents"]["kind"] == "CREATED" and event["taskEvents"]["task"]["title"] == "Offline"
