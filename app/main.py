@@ -80,7 +80,8 @@ def create_app(settings: Settings) -> Starlette:
     tokens = token_service(settings)
     store = make_store(redis, settings.redis_prefix)  # revocation list, sign-in sessions, failed-login counters
     revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
-                                 fail_open=settings.revocation_fail_open, replica=revocation_replica(settings, redis))
+                                 fail_open=settings.revocation_fail_open, replica=revocation_replica(settings, redis),
+                                 timeout_seconds=settings.rate_limit_redis_timeout_seconds)
     external = ExternalIssuers(settings.trusted_issuers)
     authenticator = Authenticator(sessions, tokens, revocations, external)
     oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(

@@ -12,6 +12,7 @@ otherwise the check asks Redis, and what happens when Redis does not answer is `
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -27,9 +28,11 @@ log = logging.getLogger("tandem.auth")
 class RevocationList:
     def __init__(
         self, store: Store, *, access_token_ttl_seconds: int, fail_open: bool = True,
-        replica: RevocationReplica | None = None,
+        replica: RevocationReplica | None = None, timeout_seconds: float = 0.5,
     ) -> None:
         self.store = store
+        # A hung Redis must not hold every signed-in request: past this, Redis "does not answer".
+        self.timeout_seconds = timeout_seconds
         self.replica = replica
         # Redis down: accept signed, unexpired tokens (they live minutes) rather than refuse everyone.
         self.fail_open = fail_open
@@ -59,8 +62,9 @@ class RevocationList:
         if self.replica is not None and (known := self.replica.lookup(names)) is not None:
             return known
         try:
-            return await self.store.any_exists([f"revoked:{name}" for name in names])
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self.store.any_exists([f"revoked:{name}" for name in names])
+        except (RedisError, OSError, TimeoutError) as exc:
             if not self.fail_open:
                 raise RevocationUnavailable("The revocation list cannot be read; try again shortly.") from exc
             log.warning("revocation list unavailable (%s); accepting the token unchecked", exc)
