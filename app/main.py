@@ -30,7 +30,7 @@ from app.request_id import current_request_id
 from app.rest_layer import build_rest_layer, url_policy
 from app.secrets import secret_box
 from app.settings import Settings
-from app.tracing import tracing_extensions
+from app.tracing import tracing_extensions, tracing_middleware
 from auth.authenticate import Authenticator
 from auth.external import ExternalIssuers
 from auth.keys import RS256, KeyStore
@@ -194,6 +194,7 @@ def create_app(settings: Settings) -> Starlette:
     for layer in reversed(rest_layer.middleware):
         graphql_endpoint = layer.cls(graphql_endpoint, *layer.args, **layer.kwargs)
     middleware = [
+        *tracing_middleware(settings, [engine.sync_engine, *reads.engines]),  # the server span, outermost
         Middleware(
             Edge, metrics=metrics, routes=[r.path for r in routes if isinstance(r, Route)],
             direct={"/graphql": graphql_endpoint}, access_log=settings.access_log,
