@@ -76,7 +76,10 @@ def create_app(settings: Settings) -> Starlette:
     engine = make_engine(settings.database_url)  # connects lazily
     sessions = make_sessions(engine)
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    # A hung Redis answers nothing: every command gives up after the timeout, and the answer is a 503
+    # (app/failures.py) or the caller's fallback, never a request held for good.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
+                           socket_connect_timeout=settings.redis_timeout_seconds) if settings.redis_url else None
     tokens = token_service(settings)
     store = make_store(redis, settings.redis_prefix)  # revocation list, sign-in sessions, failed-login counters
     revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,

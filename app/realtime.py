@@ -16,7 +16,8 @@ from realtime.presence import Presence
 def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) -> Realtime:
     broker: Broker = (
         RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size,
-                    publish_timeout=settings.rate_limit_redis_timeout_seconds)
+                    publish_timeout=settings.rate_limit_redis_timeout_seconds,
+                    listener=Redis.from_url(settings.redis_url) if settings.redis_url else None)
         if redis is not None
         else MemoryBroker(settings.realtime_queue_size)
     )

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     introspection: IntrospectionMode | None = None
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'tandem.db'}"
     redis_url: str | None = None
+    # Any Redis command gives up after this (the rate limiter waits less: its own timeout below).
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # Production without Redis is refused unless this is the only process on the only host.
     single_instance: bool = False
     issuer: str = "http://127.0.0.1:8000"

@@ -169,15 +169,19 @@ class RedisBroker:
     """
 
     def __init__(
-        self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *, publish_timeout: float = 0.5
+        self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *, publish_timeout: float = 0.5,
+        listener: Redis | None = None,
     ) -> None:
+        """`listener`: the client whose connection subscribes, when `redis` has a read timeout (an idle
+        subscription reads nothing for as long as nothing is published)."""
         self._redis = redis
+        self._listener = listener
         self._prefix = prefix
         self._origin = uuid.uuid4().hex.encode()
         self._publish_timeout = publish_timeout
         self._outage_logged = False
         self._fanout = _Fanout(queue_size)
-        self._pubsub = redis.pubsub()
+        self._pubsub = (listener or redis).pubsub()
         self._reader: asyncio.Task[None] | None = None
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._lock = asyncio.Lock()
@@ -268,3 +272,6 @@ class RedisBroker:
                 await self._reader
         with contextlib.suppress(RedisError, ConnectionError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self._listener is not None:
+            with contextlib.suppress(RedisError, ConnectionError):
+                await self._listener.aclose()
