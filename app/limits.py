@@ -66,11 +66,14 @@ def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> A
     websocket = websocket_limiter(settings, redis)
     if not settings.limits_enabled:
         return AppLimits([], None, websocket)
-    buckets: Buckets = (
-        RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds, prefix=settings.redis_prefix)
-        if redis is not None
-        else MemoryBuckets()
-    )
+    buckets: Buckets
+    if redis is not None:
+        redis_buckets = RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds,
+                                     prefix=settings.redis_prefix)
+        metrics.rate_limiter_breaker_open.set_function(lambda: float(redis_buckets.breaker.state != "closed"))
+        buckets = redis_buckets
+    else:
+        buckets = MemoryBuckets()
     limiter = Limiter(
         buckets, tiers(settings), fail_open=settings.rate_limit_fail_open,
         on_unavailable=metrics.rate_limiter_unavailable.inc,

@@ -60,6 +60,10 @@ class Metrics:
         self.manifests_failed = Gauge(
             "tandem_persisted_query_manifests_failed", "Manifests that failed to load.", registry=self.registry
         )
+        self.rate_limiter_breaker_open = Gauge(
+            "tandem_rate_limiter_breaker_open", "1 while the rate limiter's Redis breaker refuses calls.",
+            registry=self.registry,
+        )
         self.rate_limiter_unavailable = Counter(
             "tandem_rate_limiter_unavailable", "Charges the rate limiter's Redis did not answer in time.",
             registry=self.registry,

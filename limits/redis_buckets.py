@@ -22,6 +22,7 @@ import time
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from limits.breaker import Breaker
 from limits.buckets import BucketsUnavailable, Policy, Verdict
 
 log = logging.getLogger("tandem.limits")
@@ -62,9 +63,10 @@ class RedisBuckets:
 
     def __init__(
         self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32,
-        prefix: str = "tandem:",
+        prefix: str = "tandem:", breaker: Breaker | None = None,
     ) -> None:
         self._redis = redis
+        self.breaker = breaker or Breaker()
         self._key_prefix = f"{prefix}ratelimit:"
         self._script = redis.register_script(CHARGE)
         self._timeout = timeout
@@ -75,6 +77,8 @@ class RedisBuckets:
 
     async def charge(self, key: str, cost: int, policy: Policy) -> Verdict:
         refund, _, _ = self._pending.pop(key, (0, policy, 0.0))
+        if not self.breaker.allow():
+            raise BucketsUnavailable("Redis failed repeatedly; not asking it again for a moment")
         try:
             async with asyncio.timeout(self._timeout), self._turns:
                 charged, points = await self._script(
@@ -83,7 +87,9 @@ class RedisBuckets:
         except (RedisError, OSError, TimeoutError) as exc:
             # The refund is dropped with the call: whether Redis applied it is unknown, and
             # losing it can only make the limiter stricter.
+            self.breaker.failure()
             raise BucketsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.breaker.success()
         return Verdict(bool(charged), float(points), policy)
 
     def refund(self, key: str, amount: int, policy: Policy) -> None:

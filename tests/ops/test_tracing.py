@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from opentelemetry import trace
 
 from app.settings import Settings
 from tests.conftest import GRAPHQL_RESPONSE, serve
+
+
+@pytest.fixture(autouse=True)
+def _uninstrumented_afterwards() -> Iterator[None]:
+    """Instrumentation is process-wide: the tests after these must not produce spans (into a console
+    exporter whose captured output is gone)."""
+    yield
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    for instrumentor in (HTTPXClientInstrumentor(), RedisInstrumentor(), SQLAlchemyInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # tracing does not touch the database
