@@ -16,10 +16,13 @@ A missing `redis-server` binary fails the test (it never skips).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
@@ -73,6 +76,22 @@ class PrivateRedis:
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+    @contextlib.contextmanager
+    def fault(self, kind: str) -> Iterator[None]:
+        """Redis "stopped" (connections refused; it stays down) or "hung" (SIGSTOP: connections stay
+        open and nothing answers; it wakes up, SIGCONT, when the block ends)."""
+        process = self._process
+        assert process is not None, "start the server first"
+        if kind == "stopped":
+            self.stop()
+            yield
+            return
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)

@@ -194,21 +194,13 @@ async def test_redis_down_keeps_the_fail_open_setting(redis_server: PrivateRedis
 async def test_a_hung_redis_costs_a_check_one_short_timeout(redis_server: PrivateRedis) -> None:
     """SIGSTOP: the connection stays open and nothing answers. Once the copy is stale, a check waits
     at most the timeout, then the fail-open setting decides; it never waits for Redis to wake up."""
-    import os
-    import signal
-
     async with instance(redis_server) as here:
         here.timeout_seconds = 0.3
-        process = redis_server._process
-        assert process is not None
-        os.kill(process.pid, signal.SIGSTOP)
-        try:
+        with redis_server.fault("hung"):
             await until(lambda: not replica_of(here).in_sync, "the replica to distrust itself", seconds=PROMPTLY)
             started = time.monotonic()
             assert await here.is_revoked(new_id(), None) is False  # fail open, after the timeout
             assert time.monotonic() - started < 1.0
-        finally:
-            os.kill(process.pid, signal.SIGCONT)
 
 
 async def test_after_redis_comes_back_revocations_propagate_again(redis_server: PrivateRedis) -> None:

@@ -5,8 +5,6 @@ timeout, instead of a plain-text 500 or a request held until Redis wakes up."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import httpx
@@ -36,13 +34,7 @@ async def test_redis_down_degrades_without_500s(settings: Settings, fault: str) 
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
                                          base_url="http://127.0.0.1:8000", timeout=30) as http:
                 assert (await http.post("/auth/ws-ticket", headers=signed_in)).status_code in (200, 201)
-                process = server._process
-                assert process is not None
-                if fault == "stopped":
-                    server.stop()
-                else:
-                    os.kill(process.pid, signal.SIGSTOP)
-                try:
+                with server.fault(fault):
                     started = time.monotonic()
                     query = await http.post("/graphql", json={"query": "{ viewer { name } }"}, headers=signed_in)
                     assert query.status_code == 200 and query.json()["data"] == {"viewer": {"name": "Alice"}}
@@ -58,6 +50,3 @@ async def test_redis_down_degrades_without_500s(settings: Settings, fault: str) 
                     assert sign_in.status_code == 503, sign_in.text  # the sign-in session lives in Redis
                     assert sign_in.json()["error"]["code"] == "INTERNAL_SERVER_ERROR"
                     assert time.monotonic() - started < 10  # each waited at most a short timeout
-                finally:
-                    if fault == "hung":
-                        os.kill(process.pid, signal.SIGCONT)
