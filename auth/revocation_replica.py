@@ -142,7 +142,8 @@ class RevocationReplica:
             await self._keep_following(pubsub)
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                close: Any = pubsub.aclose  # typed in some redis-py releases, untyped in others
+                await close()
 
     async def _keep_following(self, pubsub: PubSub) -> None:
         pinged = last_pong = time.monotonic()

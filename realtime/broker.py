@@ -271,7 +271,8 @@ class RedisBroker:
             with contextlib.suppress(asyncio.CancelledError, RedisError, ConnectionError):
                 await self._reader
         with contextlib.suppress(RedisError, ConnectionError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            close: Any = self._pubsub.aclose  # typed in some redis-py releases, untyped in others
+            await close()
         if self._listener is not None:
             with contextlib.suppress(RedisError, ConnectionError):
                 await self._listener.aclose()
