@@ -77,8 +77,8 @@ class PreparedOperations:
         entry = self.documents.peek(sha256)
         if entry is None:
             return None
-        if self.introspection is not None and (extra := self.introspection.extra_rules(viewer)):
-            if (*_RULES, *extra) not in entry.valid_under:  # e.g. no introspection for this caller
+        if self.introspection is not None and self.introspection.extra_rules(viewer):
+            if self.introspection.rules(viewer) not in entry.valid_under:  # e.g. no introspection for this caller
                 return None
         key = (_PLAN, operation_name)
         plan = entry.derived.get(key)

@@ -101,8 +101,9 @@ async def create_document(ctx: Context, title: str) -> Document:
     viewer_id = ctx.require_user()
     document = Document(title=validation.required_text(title, "title", TITLE_MAX), owner_id=viewer_id)
     async with ctx.sessions.begin() as session:
-        await within_quota(session, Document, Document.owner_id, viewer_id, ctx.limits.max_documents_per_user,
-                           "documents")
+        limit = ctx.limits.max_documents_per_user
+        await within_quota(session, Document.owner_id, viewer_id, limit,
+                           f"You own {limit} documents, the most allowed; delete some first.", field="title")
         session.add(document)
         await session.flush()
         session.add(

@@ -7,13 +7,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.errors import LimitExceeded
+from resolvers.errors import BadUserInput, LimitExceeded
 
 
-async def within_quota(session: AsyncSession, model: Any, owner_column: Any, owner_id: int, limit: int,
-                       what: str) -> None:
-    """`LimitExceeded` when the owner already has `limit` rows of `model`. Concurrent creations can
-    pass together by at most their number: the quota bounds growth, it is not a unique constraint."""
-    owned = await session.scalar(select(func.count()).select_from(model).where(owner_column == owner_id))
+async def within_quota(
+    session: AsyncSession, owner_column: Any, owner_id: int, limit: int, message: str, *, field: str,
+    error: type[BadUserInput] = LimitExceeded,
+) -> None:
+    """`error(message)` when the owner already has `limit` rows of `owner_column`'s table. Concurrent
+    creations can pass together by at most their number: the quota bounds growth, it is no constraint."""
+    owned = await session.scalar(select(func.count()).where(owner_column == owner_id))
     if (owned or 0) >= limit:
-        raise LimitExceeded(f"You own {limit} {what}, the most allowed; delete some first.", field="title")
+        raise error(message, field=field)

@@ -151,7 +151,9 @@ async def create_task(ctx: Context, draft: TaskDraft) -> Task:
         document_id=draft.document_id,
     )
     async with ctx.sessions.begin() as session:
-        await within_quota(session, Task, Task.owner_id, viewer_id, ctx.limits.max_tasks_per_user, "tasks")
+        limit = ctx.limits.max_tasks_per_user
+        await within_quota(session, Task.owner_id, viewer_id, limit,
+                           f"You own {limit} tasks, the most allowed; delete some first.", field="title")
         session.add(task)
         await session.flush()
         session.add_all(TaskLabel(task_id=task.id, label=label) for label in label_values)

@@ -29,6 +29,7 @@ from resolvers.context import Context
 from resolvers.errors import BadUserInput, NotFound
 from resolvers.outbox import EVENT_TYPES
 from resolvers.pagination import Page, PageArgs, paginate
+from resolvers.quotas import within_quota
 from resolvers.webhook_urls import check_url
 
 MAX_ENDPOINTS_PER_USER = 20
@@ -99,14 +100,11 @@ async def create_endpoint(
     text = _description(description)
     secret = new_secret()
     async with ctx.sessions.begin() as session:
-        owned = await session.scalar(
-            select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.owner_id == viewer_id)
+        await within_quota(
+            session, WebhookEndpoint.owner_id, viewer_id, MAX_ENDPOINTS_PER_USER,
+            f"You already have {MAX_ENDPOINTS_PER_USER} webhook endpoints, the most allowed; delete one first.",
+            field="url", error=BadUserInput,
         )
-        if (owned or 0) >= MAX_ENDPOINTS_PER_USER:
-            raise BadUserInput(
-                f"You already have {MAX_ENDPOINTS_PER_USER} webhook endpoints, the most allowed; delete one first.",
-                field="url",
-            )
         endpoint = WebhookEndpoint(
             owner_id=viewer_id, url=clean_url, events=subscribed, description=text, secret=_sealed(ctx, secret),
             enabled=True,
