@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auth.authenticate import Authenticator, Identity
 from auth.viewer import bearer_token
+from db import request_transaction
 from db.engine import Sessions
 from db.reads import Reads
 from db.secret_box import SecretBox
@@ -34,8 +35,13 @@ class ContextFactory:
         self.url_policy = url_policy or UrlPolicy(allow_private=False)
         self.realtime = realtime
 
+    def _reads(self) -> Reads:
+        # Inside a request's transaction (an Idempotency-Key), reads must see its uncommitted writes.
+        transaction = request_transaction.current()
+        return self.reads if transaction is None else transaction.reads
+
     def anonymous(self, request_id: str) -> Context:
-        return self._context(Loaders(self.sessions, None, reads=self.reads), None, request_id)
+        return self._context(Loaders(self.sessions, None, reads=self._reads()), None, request_id)
 
     async def __call__(self, authorization: str | None, request_id: str) -> Context:
         """Raises `Unauthenticated` for a token that is present but not good: never silently anonymous."""
@@ -47,7 +53,7 @@ class ContextFactory:
     async def for_identity(self, identity: Identity, request_id: str) -> Context:
         """The context of a caller the authenticator has already identified (the WebSocket endpoint
         keeps the identity: it watches the token's expiry and revocation while the socket is open)."""
-        loaders = Loaders(self.sessions, identity.user_id, reads=self.reads)
+        loaders = Loaders(self.sessions, identity.user_id, reads=self._reads())
         if identity.user_id is None:
             viewer = Viewer(None, identity.scopes, SERVICE_ROLE, identity.client_id, identity.token_id,
                             trusted_documents_only=identity.trusted_documents_only,

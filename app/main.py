@@ -45,6 +45,7 @@ from auth.store import make_store
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from db.reads import make_reads
+from db.request_transaction import JoiningSessions
 from limits.introspection import IntrospectionPolicy
 from persisted_queries.document_cache import DOCUMENT_MEMO
 from resolvers.context import Limits
@@ -74,7 +75,8 @@ def create_app(settings: Settings) -> Starlette:
     preflight.check(settings)  # production without Redis, unless single instance
     secrets = secret_box(settings)  # production refuses to start without TANDEM_SECRET_KEY
     engine = make_engine(settings.database_url)  # connects lazily
-    sessions = make_sessions(engine)
+    # Sessions join a request's own transaction when it has one (Idempotency-Key: exactly once).
+    sessions = JoiningSessions(make_sessions(engine))
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     # A hung Redis answers nothing: every command gives up after the timeout, and the answer is a 503
     # (app/failures.py) or the caller's fallback, never a request held for good.

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 
 from app.settings import Settings
 from auth.tokens import TokenService
-from db.engine import Sessions, make_engine, make_sessions
+from db.engine import Sessions, make_engine, make_sessions, make_transaction_engine
 from db.secret_box import SecretBox
 from resolvers.context import Limits
 from resolvers.webhook_urls import UrlPolicy
@@ -27,7 +27,7 @@ from rest import docs, health, jwks, oauth, openapi, webhooks_in, ws_tickets
 from rest.delivery import Deliverer, DeliveryConfig
 from rest.housekeeping import Housekeeping
 from rest.idempotency import Idempotency, IdempotentPath, identify_with
-from rest.idempotency_store import DatabaseIdempotencyStore, IdempotencyStore, RedisIdempotencyStore
+from rest.idempotency_store import IdempotencyKeys
 from rest.inbound_processing import InboundConfig, InboundProcessor
 from rest.webhook_sources import by_name
 from rest.worker import Worker
@@ -52,7 +52,7 @@ class RestLayer:
     worker: Worker
     run_worker: bool
     http: httpx.AsyncClient
-    worker_engine: AsyncEngine
+    engines: tuple[AsyncEngine, ...]  # the worker's and the idempotency keys' pools
     inbound: InboundProcessor
     document: openapi.JsonSchema
 
@@ -63,7 +63,8 @@ class RestLayer:
     async def stop(self) -> None:
         await self.worker.stop(STOP_GRACE_SECONDS)
         await self.http.aclose()
-        await self.worker_engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()
         await self.inbound.close()
 
 
@@ -102,13 +103,10 @@ def build_rest_layer(
         poll_seconds=settings.webhook_poll_seconds,
         on_stop=[deliverer.stop_soon],
     )
-    store: IdempotencyStore
-    if redis is not None:
-        store = RedisIdempotencyStore(redis, ttl_seconds=settings.idempotency_ttl_seconds,
-                                      lock_seconds=settings.idempotency_lock_seconds, prefix=settings.redis_prefix)
-    else:
-        store = DatabaseIdempotencyStore(sessions, ttl_seconds=settings.idempotency_ttl_seconds,
-                                         lock_seconds=settings.idempotency_lock_seconds)
+    # Its own pool: a request with a key holds one connection from its first statement to its commit.
+    idempotency_engine = make_transaction_engine(settings.database_url)
+    keys = IdempotencyKeys(idempotency_engine, ttl_seconds=settings.idempotency_ttl_seconds,
+                           wait_seconds=settings.idempotency_wait_seconds)
     document = openapi.build_document(
         [operation for operations in DESCRIBED for operation in operations],
         description="The REST side of Tandem: webhooks, operations and OAuth. The product itself is GraphQL "
@@ -121,9 +119,10 @@ def build_rest_layer(
     ]
     middleware = [Middleware(
         Idempotency,
-        store=store,
+        keys=keys,
         identify=identify_with(tokens),
         paths=[IdempotentPath("/graphql", "graphql"), IdempotentPath("/webhooks/", "rest")],
         max_body_bytes=max(settings.max_body_bytes, settings.webhook_max_body_bytes),
     )]
-    return RestLayer(routes, middleware, worker, settings.webhook_worker, http, worker_engine, inbound, document)
+    engines = (worker_engine, idempotency_engine)
+    return RestLayer(routes, middleware, worker, settings.webhook_worker, http, engines, inbound, document)

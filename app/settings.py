@@ -153,7 +153,8 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = 3600.0
     webhook_lease_seconds: float = 120.0
     idempotency_ttl_seconds: int = 24 * 3600
-    idempotency_lock_seconds: float = 60.0
+    # How long a retry waits for its first request, still running, before 409 IDEMPOTENCY_KEY_IN_USE.
+    idempotency_wait_seconds: float = 5.0
 
     @field_validator("cors_origins", "exchange_audiences", mode="before")
     @classmethod

@@ -42,10 +42,10 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.direct_lookups import DirectLookups
-from db.engine import sqlite_pragmas
+from db.engine import Sessions, sqlite_pragmas
 
 Params = Mapping[str, Any] | None
 # A row of any shape: a named tuple of the result's columns (see the module docstring).
@@ -154,7 +154,7 @@ class SessionReads:
     """Reads through a session factory: for background work whose sessions are bound to one
     connection (an inbound webhook is applied in the same transaction as its receipt)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
@@ -167,6 +167,30 @@ class SessionReads:
 
     async def close(self) -> None:
         """The sessions belong to the caller."""
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        return ()
+
+
+class TransactionReads:
+    """Reads on the connection of a request's transaction (`db.request_transaction`): they see its
+    uncommitted writes, one statement at a time."""
+
+    def __init__(self, connection: AsyncConnection, lock: Any) -> None:
+        self._connection = connection
+        self._lock = lock
+
+    async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
+        return await self.all(statement, params)
+
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
+        async with self._lock.held():
+            result = await self._connection.execute(statement, params)
+            return _records(tuple(result.keys()), result)
+
+    async def close(self) -> None:
+        """The connection belongs to the transaction."""
 
     @property
     def engines(self) -> tuple[Engine, ...]:

@@ -10,6 +10,7 @@ import time
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from db import request_transaction
 from db.engine import Sessions
 from db.models import Document
 from realtime.broker import Broker, Subscription
@@ -57,6 +58,11 @@ class Realtime:
         await self._publish(document_channel(document_id), event)
 
     async def _publish(self, channel: str, event: Event) -> None:
+        # Inside a request's transaction the change is not there until it commits; then it is news.
+        if not request_transaction.after_commit(lambda: self._publish_now(channel, event)):
+            await self._publish_now(channel, event)
+
+    async def _publish_now(self, channel: str, event: Event) -> None:
         try:
             await self.broker.publish(channel, encode(event))
         except (RedisError, OSError) as exc:

@@ -3,23 +3,26 @@
 ASGI middleware on the endpoints that accept the header (`POST /graphql`, `POST /webhooks/*`).
 For a request there that carries the header:
 
-- the first request runs, and its response is stored for 24 hours (Redis, or the database),
-  scoped to who sent it: client + user from the access token, or the IP address when anonymous;
+- the first request runs in one database transaction with its key, and its response is stored
+  for 24 hours, scoped to who sent it: client + user from the access token, or the IP address when
+  anonymous; its effects and its stored answer commit together (`rest/idempotency_store.py`), and
+  the answer is sent only once both have;
 - a retry with the same key and the same request gets that response again, byte for byte, with
-  `Idempotent-Replayed: true`, and nothing runs twice;
+  `Idempotent-Replayed: true`, and nothing runs twice, not even when the first one's process died;
 - the same key with a different request (method, path, query or body) is 422
-  `IDEMPOTENCY_KEY_REUSED`; a retry while the first is still running is 409
-  `IDEMPOTENCY_KEY_IN_USE` (with `Retry-After`); a malformed key is 400 `INVALID_IDEMPOTENCY_KEY`.
+  `IDEMPOTENCY_KEY_REUSED`; a retry while the first is still running waits for it (up to
+  `TANDEM_IDEMPOTENCY_WAIT_SECONDS`), then gets its answer, or 409 `IDEMPOTENCY_KEY_IN_USE` (with
+  `Retry-After`); a malformed key is 400 `INVALID_IDEMPOTENCY_KEY`.
 
-Answers a retry should not see again are not stored, so the retry runs afresh: 5xx, 401 (a new
-token may fix it), 408, 409, 425, 429, and GraphQL results that carry INTERNAL_SERVER_ERROR or
-RATE_LIMITED. A request with a bad token or an oversized body passes through untouched; the
-endpoint answers it (401, 413) as it would without the header.
+Answers a retry should not see again are not stored, and their effects are rolled back, so the
+retry runs afresh and once: 5xx, 401 (a new token may fix it), 408, 409, 425, 429, and GraphQL
+results that carry INTERNAL_SERVER_ERROR or RATE_LIMITED. A request with a bad token or an
+oversized body passes through untouched; the endpoint answers it (401, 413) as it would without
+the header.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -33,9 +36,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.tokens import InvalidToken, TokenService
 from auth.viewer import bearer_token
+from db import request_transaction
 from resolvers.errors import Unauthenticated
 from rest.header_fields import header_field
-from rest.idempotency_store import Acquired, IdempotencyStore, InProgress, Mismatch, Replay, StoredResponse
+from rest.idempotency_store import Acquired, Claim, IdempotencyKeys, Mismatch, Replay, StoredResponse
 from rest.request_ids import request_id_in
 
 HEADER = b"idempotency-key"
@@ -124,13 +128,13 @@ class Idempotency:
         self,
         app: ASGIApp,
         *,
-        store: IdempotencyStore,
+        keys: IdempotencyKeys,
         identify: Callable[[str | None, str], str | None],
         paths: Sequence[IdempotentPath],
         max_body_bytes: int,
     ) -> None:
         self.app = app
-        self.store = store
+        self.keys = keys
         self.identify = identify
         self.paths = tuple(paths)
         self.max_body_bytes = max_body_bytes
@@ -165,23 +169,26 @@ class Idempotency:
             return
 
         fingerprint = _fingerprint(scope, body)
-        outcome = await self.store.begin(who, key, fingerprint)
-        if isinstance(outcome, Replay):
+        async with self.keys.claim(who, key, fingerprint) as claim:
+            outcome = claim.outcome
+            if isinstance(outcome, Acquired):
+                stored = await self._run_first(scope, replay_receive, shape, claim)
+        if isinstance(outcome, Acquired):
+            await send(stored[0])
+            await send({"type": "http.response.body", "body": stored[1].body, "more_body": False})
+        elif isinstance(outcome, Replay):
             await self._send_stored(outcome.response, send)
         elif isinstance(outcome, Mismatch):
             message = "This `Idempotency-Key` was already used for a different request; use a new key."
             await _error(shape, 422, "IDEMPOTENCY_KEY_REUSED", message, request_id, scope)(scope, receive, send)
-        elif isinstance(outcome, InProgress):
+        else:
             message = "A request with this `Idempotency-Key` is still running; retry in a moment."
             response = _error(shape, 409, "IDEMPOTENCY_KEY_IN_USE", message, request_id, scope, {"Retry-After": "1"})
             await response(scope, receive, send)
-        else:
-            await self._run_first(scope, replay_receive, send, shape, who, key, fingerprint, outcome)
 
-    async def _run_first(
-        self, scope: Scope, receive: Receive, send: Send, shape: Shape,
-        who: str, key: str, fingerprint: str, claim: Acquired,
-    ) -> None:
+    async def _run_first(self, scope: Scope, receive: Receive, shape: Shape,
+                         claim: Claim) -> tuple[Message, StoredResponse]:
+        """Run the request in the claim's transaction; commit it when its answer is one to keep."""
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -192,21 +199,15 @@ class Idempotency:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        try:
+        with request_transaction.joined(claim.transaction):
             await self.app(scope, receive, capture)
-        except BaseException:
-            # Nothing to replay: let the retry run again. Shielded, so a cancelled request still frees its key.
-            await asyncio.shield(self.store.release(who, key, claim.token))
-            raise
         assert start is not None, "the app finished without a response"
         headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in start.get("headers", [])]
         response = StoredResponse(start["status"], headers, b"".join(chunks))
         if _storable(shape, response):
-            await self.store.complete(who, key, claim.token, fingerprint, response)
-        else:
-            await self.store.release(who, key, claim.token)
-        await send(start)
-        await send({"type": "http.response.body", "body": response.body, "more_body": False})
+            await claim.commit(response)
+        # Otherwise the claim rolls back, effects and key alike: the retry runs afresh.
+        return start, response
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, bool] | None:
         """The body, and whether it is complete (it is not when it passed `max_body_bytes`)."""

@@ -1,32 +1,40 @@
-"""Where first responses to `Idempotency-Key` requests are kept: Redis when configured, else the
-database. Never a process dict: every instance behind the load balancer must see the same keys.
+"""Where first responses to `Idempotency-Key` requests are kept: the database, in the request's own
+transaction, so that a key's answer and the effects it stands for commit together (Stripe's design).
 
-A key moves through two states. `begin()` claims it (`in_progress`, with a short lock) or reports
-what is there: the stored response to replay, a request still running, or a different request
-that used the key first. `complete()` stores the response for the retention time; `release()`
-forgets the claim (the request failed in a way that a retry should redo, e.g. a 5xx).
+`claim()` opens one transaction for the whole request and looks the key up in it. It finds the
+stored answer (`Replay`), a different request under the same key (`Mismatch`), or nothing: then it
+inserts the key's row and the request runs inside that transaction (`db/request_transaction.py`:
+every session the request opens joins it as a savepoint), and `Claim.commit(response)` stores the
+answer and commits everything at once. A process that dies before that commit leaves nothing behind,
+neither effects nor key, so the client's retry runs once; after it, the retry gets the answer.
+
+A retry that arrives while the first still runs waits on the first's uncommitted row (PostgreSQL's
+unique index; SQLite's write lock) for at most `wait_seconds`, then gets the stored answer, or
+`InProgress` if the first is still running. No claim ever has to expire for a retry to proceed.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
-from redis.asyncio import Redis
-from sqlalchemy import delete, update
+from sqlalchemy import delete, event, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import Sessions
 from db.idempotency import IdempotencyKey
 from db.models import utcnow
+from db.request_transaction import RequestTransaction
 from db.upsert import insert_or_ignore
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,144 +65,103 @@ class Mismatch: ...
 Outcome = Acquired | Replay | InProgress | Mismatch
 
 
-class IdempotencyStore(Protocol):
-    async def begin(self, scope: str, key: str, fingerprint: str) -> Outcome: ...
-    async def complete(
-        self, scope: str, key: str, token: str, fingerprint: str, response: StoredResponse
-    ) -> None: ...
-    async def release(self, scope: str, key: str, token: str) -> None: ...
+class Claim:
+    """What `claim()` found; when `Acquired`, the transaction the request runs in."""
 
+    def __init__(self, outcome: Outcome, transaction: RequestTransaction, scope: str, key: str,
+                 ttl: timedelta) -> None:
+        self.outcome = outcome
+        self.transaction = transaction
+        self._scope, self._key, self._ttl = scope, key, ttl
 
-def _judge(state: str, stored_fingerprint: str, fingerprint: str, response: StoredResponse | None) -> Outcome:
-    if stored_fingerprint != fingerprint:
-        return Mismatch()
-    if state == COMPLETED and response is not None:
-        return Replay(response)
-    return InProgress()
-
-
-# --- Redis ---------------------------------------------------------------------------------------
-
-# Compare-and-set on the claim token, so a request whose lock expired cannot overwrite or drop a
-# newer claim. One key per script: fine on Redis Cluster.
-_COMPLETE = """
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if cjson.decode(current)['token'] ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-_RELEASE = """
-local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['token'] == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-"""
-
-
-class RedisIdempotencyStore:
-    def __init__(self, redis: Redis, *, ttl_seconds: float, lock_seconds: float, prefix: str = "tandem:") -> None:
-        self.redis = redis
-        self.key_prefix = f"{prefix}idempotency:"
-        self.ttl_ms = int(ttl_seconds * 1000)
-        self.lock_ms = int(lock_seconds * 1000)
-
-    def _key(self, scope: str, key: str) -> str:
-        digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
-        return f"{self.key_prefix}{digest}"
-
-    async def begin(self, scope: str, key: str, fingerprint: str) -> Outcome:
-        name = self._key(scope, key)
-        token = uuid.uuid4().hex
-        claim = orjson.dumps({"state": IN_PROGRESS, "fingerprint": fingerprint, "token": token})
-        for _ in range(3):  # the key can expire between SET NX and GET; then simply try again
-            if await self.redis.set(name, claim, nx=True, px=self.lock_ms):
-                return Acquired(token)
-            raw = await self.redis.get(name)
-            if raw is None:
-                continue
-            record: dict[str, Any] = orjson.loads(raw)
-            response = None
-            if record["state"] == COMPLETED:
-                headers = [(str(name), str(value)) for name, value in record["headers"]]
-                response = StoredResponse(record["status"], headers, base64.b64decode(record["body"]))
-            return _judge(record["state"], record["fingerprint"], fingerprint, response)
-        return InProgress()
-
-    async def complete(
-        self, scope: str, key: str, token: str, fingerprint: str, response: StoredResponse
-    ) -> None:
-        record = orjson.dumps({
-            "state": COMPLETED, "fingerprint": fingerprint, "token": token,
-            "status": response.status, "headers": response.headers,
-            "body": base64.b64encode(response.body).decode(),
-        })
-        await self.redis.eval(_COMPLETE, 1, self._key(scope, key), token, record, self.ttl_ms)
-
-    async def release(self, scope: str, key: str, token: str) -> None:
-        await self.redis.eval(_RELEASE, 1, self._key(scope, key), token)
-
-
-# --- database ------------------------------------------------------------------------------------
-
-
-class DatabaseIdempotencyStore:
-    def __init__(self, sessions: Sessions, *, ttl_seconds: float, lock_seconds: float) -> None:
-        self.sessions = sessions
-        self.ttl = timedelta(seconds=ttl_seconds)
-        self.lock = timedelta(seconds=lock_seconds)
-
-    async def begin(self, scope: str, key: str, fingerprint: str) -> Outcome:
-        token = uuid.uuid4().hex
-        for _ in range(3):
-            now = utcnow()
-            claim = {"fingerprint": fingerprint, "token": token, "state": IN_PROGRESS, "status_code": None,
-                     "headers": None, "body": None, "locked_until": now + self.lock, "expires_at": now + self.ttl}
-            async with self.sessions.begin() as session:
-                if await insert_or_ignore(session, IdempotencyKey, {"scope": scope, "key": key, **claim}):
-                    return Acquired(token)
-                row = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
-                if row is None:
-                    continue  # removed meanwhile (expired and cleaned up): claim it afresh
-                dead = row.expires_at <= now or (row.state == IN_PROGRESS and row.locked_until <= now)
-                if not dead:
-                    response = None
-                    if row.state == COMPLETED and row.status_code is not None:
-                        headers = [(str(name), str(value)) for name, value in row.headers or []]
-                        response = StoredResponse(row.status_code, headers, row.body or b"")
-                    return _judge(row.state, row.fingerprint, fingerprint, response)
-                # Expired, or its first request died holding the lock: take it over, unless
-                # another retry does so first (then the token no longer matches).
-                taken = await session.execute(
-                    update(IdempotencyKey)
-                    .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key,
-                           IdempotencyKey.token == row.token)
-                    .values(**claim)
-                )
-                if taken.rowcount:  # type: ignore[attr-defined]
-                    return Acquired(token)
-        return InProgress()
-
-    async def complete(
-        self, scope: str, key: str, token: str, fingerprint: str, response: StoredResponse
-    ) -> None:
-        async with self.sessions.begin() as session:
+    async def commit(self, response: StoredResponse) -> None:
+        """Store `response` under the key and commit it with the request's effects."""
+        assert isinstance(self.outcome, Acquired)
+        async with self.transaction.begin() as session:
             await session.execute(
                 update(IdempotencyKey)
-                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.token == token)
+                .where(IdempotencyKey.scope == self._scope, IdempotencyKey.key == self._key,
+                       IdempotencyKey.token == self.outcome.token)
                 .values(state=COMPLETED, status_code=response.status, headers=[list(h) for h in response.headers],
-                        body=response.body, expires_at=utcnow() + self.ttl)
+                        body=response.body, expires_at=utcnow() + self._ttl)
             )
+        await self.transaction.commit()
 
-    async def release(self, scope: str, key: str, token: str) -> None:
-        async with self.sessions.begin() as session:
+
+class IdempotencyKeys:
+    def __init__(self, engine: AsyncEngine, *, ttl_seconds: float, wait_seconds: float) -> None:
+        """`engine`: one whose transactions hold savepoints (`db.engine.make_transaction_engine`)."""
+        self.engine = engine
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.wait_ms = max(1, int(wait_seconds * 1000))
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", self._sqlite_wait)
+
+    def _sqlite_wait(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={self.wait_ms}")  # how long BEGIN IMMEDIATE waits for the writer
+        cursor.close()
+
+    @contextlib.asynccontextmanager
+    async def claim(self, scope: str, key: str, fingerprint: str) -> AsyncIterator[Claim]:
+        """Rolls back whatever was not committed when the block ends."""
+        async with self.engine.connect() as connection:
+            transaction = RequestTransaction(connection)
+            try:
+                outcome = await self._look_up(connection, transaction, scope, key, fingerprint)
+                if connection.dialect.name == "postgresql":
+                    # The bound is for waiting on the key; the request's own statements wait as they would.
+                    await connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+            except DBAPIError as exc:
+                if not _lock_wait(exc):
+                    raise
+                outcome = InProgress()
+            try:
+                yield Claim(outcome, transaction, scope, key, self.ttl)
+            finally:
+                transaction.close()
+                if connection.in_transaction():
+                    await connection.rollback()
+
+    async def _look_up(self, connection: AsyncConnection, transaction: RequestTransaction, scope: str, key: str,
+                       fingerprint: str) -> Outcome:
+        await connection.begin()  # SQLite: BEGIN IMMEDIATE, which waits for the writer
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{self.wait_ms}ms'")
+        now = utcnow()
+        token = uuid.uuid4().hex
+        claim = {"fingerprint": fingerprint, "token": token, "state": IN_PROGRESS, "status_code": None,
+                 "headers": None, "body": None, "locked_until": now, "expires_at": now + self.ttl}
+        async with transaction.begin() as session:
+            # Waits while another transaction holds an uncommitted row for this key.
+            if await insert_or_ignore(session, IdempotencyKey, {"scope": scope, "key": key, **claim}):
+                return Acquired(token)
+            row = await session.get(IdempotencyKey, (scope, key), populate_existing=True)
+            if row is None:
+                return InProgress()  # deleted in between: rare enough to let the client retry
+            if row.state == COMPLETED and row.expires_at > now:
+                if row.fingerprint != fingerprint:
+                    return Mismatch()
+                headers = [(str(name), str(value)) for name, value in row.headers or []]
+                return Replay(StoredResponse(row.status_code or 200, headers, row.body or b""))
+            # Expired (housekeeping has not got to it), or a claim committed by an older release.
             await session.execute(
-                delete(IdempotencyKey)
-                .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key, IdempotencyKey.token == token)
+                update(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key).values(**claim)
             )
+            return Acquired(token)
+
+
+def _lock_wait(exc: DBAPIError) -> bool:
+    """Whether the statement gave up waiting for another request's lock."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == _LOCK_NOT_AVAILABLE or getattr(original, "pgcode", None) == \
+            _LOCK_NOT_AVAILABLE:
+        return True
+    return "database is locked" in str(original)
 
 
 async def delete_expired(sessions: Sessions) -> int:
-    """Housekeeping for the database store (Redis expires keys by itself)."""
+    """Housekeeping: answers past their retention."""
     async with sessions.begin() as session:
         result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow()))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -14,13 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import event, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import resolvers.tasks
 from auth import scopes
-from db.engine import Sessions, make_engine
+from db.engine import Sessions, make_transaction_engine
 from db.models import TaskPriority, utcnow
 from db.webhooks import InboundWebhook, ReceiptStatus
 from resolvers.context import Context, Limits
@@ -78,29 +77,6 @@ async def apply_event(ctx: Context, event: TaskCreateEvent | TaskUpdateEvent | T
     return encode_id("Task", task.id)
 
 
-def processing_engine(database_url: str) -> AsyncEngine:
-    """An engine whose transactions can hold savepoints on SQLite too.
-
-    The sqlite3 driver starts transactions lazily and lets a RELEASE of the outermost savepoint
-    commit everything, which would break the one-transaction rule above. So on this engine the
-    driver is told to stay out of it and each transaction starts with `BEGIN IMMEDIATE` (it is
-    going to write anyway, so it takes SQLite's write lock up front and never fails to upgrade).
-    """
-    engine = make_engine(database_url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _driver_stays_out)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
-    return engine
-
-
-def _driver_stays_out(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-
-
-def _begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 @dataclass(frozen=True, slots=True)
 class InboundConfig:
     lease_seconds: float = 120.0
@@ -113,7 +89,7 @@ class InboundProcessor:
         config: InboundConfig,
     ) -> None:
         self.sessions = sessions  # for claims: an idle poll only reads
-        self.engine = processing_engine(database_url)  # connects lazily
+        self.engine = make_transaction_engine(database_url)  # savepoints on SQLite too; connects lazily
         self.sources = sources
         self.limits = limits
         self.config = config

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from db import request_transaction
 from db.engine import Sessions
 from db.upsert import insert_or_ignore
 from db.webhooks import InboundWebhook
@@ -111,12 +112,19 @@ def routes(
                 "source": source.name, "message_id": headers["webhook-id"], "type": event.type,
                 "payload": body.decode(),
             })
-        if stored:
-            wake()
+        if stored and not request_transaction.after_commit(_async(wake)):
+            wake()  # no request transaction: the receipt is committed already
         receipt = Receipt(id=headers["webhook-id"], status="accepted" if stored else "duplicate")
         return JSONResponse(receipt.model_dump(), status_code=202 if stored else 200)
 
     return [Route("/webhooks/{source}", receive, methods=["POST"])]
+
+
+def _async(call: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        call()
+
+    return run
 
 
 OPERATIONS = [

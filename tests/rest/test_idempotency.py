@@ -1,6 +1,6 @@
 """`Idempotency-Key` on GraphQL mutations and REST calls: replayed verbatim, refused when reused for
 another request (422) or while the first is still running (409), scoped to client + user, kept in
-the database or in Redis."""
+the database, in the same transaction as the request's effects."""
 
 from __future__ import annotations
 
@@ -75,17 +75,34 @@ async def test_database_store_replays_and_refuses_reuse(
 
 
 @SQLITE_ONLY
-async def test_redis_store_replays_and_refuses_reuse(
+async def test_with_redis_the_keys_still_live_in_the_database(
     settings: Settings, redis_url: str, sessions: Sessions, alice: User, token_for: Callable[..., str]
 ) -> None:
+    """Redis is never the only copy: a key's answer commits with the mutation it stands for."""
     async with serve(settings.model_copy(update={"redis_url": redis_url})) as http:
         await _replays_and_refuses_reuse(http, sessions, token_for(alice))
+    async with sessions() as session:
+        row = (await session.scalars(select(IdempotencyKey))).one()
+    assert row.state == "completed" and row.expires_at - utcnow() > timedelta(hours=23)
     redis = Redis.from_url(redis_url)
     try:
-        [name] = [key async for key in redis.scan_iter(match="tandem:idempotency:*")]
-        assert 0 < await redis.ttl(name) <= 24 * 3600
+        assert [key async for key in redis.scan_iter(match="*idempotency*")] == []
     finally:
         await redis.aclose()
+
+
+async def test_events_of_a_keyed_mutation_follow_its_commit(
+    app: Any, client: httpx.AsyncClient, sessions: Sessions, alice: User, token_for: Callable[..., str]
+) -> None:
+    subscription = await app.state.realtime.subscribe_tasks()
+    try:
+        response = await _mutate(client, CREATE, {"title": "Announced"}, token_for(alice))
+        assert response.status_code == 200
+        message = await asyncio.wait_for(subscription.__anext__(), 5)
+    finally:
+        await subscription.close()
+    assert b"CREATED" in message
+    assert await task_count(sessions) == 1  # committed before anyone heard of it
 
 
 async def test_keys_are_scoped_to_client_and_user(
@@ -188,27 +205,50 @@ async def _task_row_held(database_url: str, task_id: int) -> AsyncIterator[None]
         lite.close()
 
 
-async def _in_progress_elsewhere(sessions: Sessions, redis_url: str | None) -> bool:
-    if redis_url is None:
-        async with sessions() as session:
-            state = await session.scalar(select(IdempotencyKey.state))
-        return state == "in_progress"
-    redis = Redis.from_url(redis_url)
+async def _waiting_on_a_lock(database_url: str, count: int = 1) -> bool:
+    """Whether `count` sessions wait for a lock (asked on a connection of its own: inside a transaction
+    PostgreSQL would answer from the snapshot it took first)."""
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
-        return bool([key async for key in redis.scan_iter(match="tandem:idempotency:*")])
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
     finally:
-        await redis.aclose()
+        await connection.close()
+    return int(waiting) >= count
 
 
-async def _retry_while_running(
-    settings: Settings, redis_url: str | None, sessions: Sessions, alice: User, token: str
+# SQLite has one writer: the first request's transaction would itself wait for the lock held here.
+POSTGRES_ONLY = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
+async def test_a_retry_while_the_first_runs_waits_for_its_answer(
+    settings: Settings, sessions: Sessions, alice: User, token_for: Callable[..., str]
 ) -> None:
     task = await make_task(sessions, alice, "Contended")
-    variables = {"id": _global("Task", task.id)}
-    async with serve(settings.model_copy(update={"redis_url": redis_url})) as http:
+    variables, token = {"id": _global("Task", task.id)}, token_for(alice)
+    async with serve(settings.model_copy(update={"idempotency_wait_seconds": 30})) as http:
         async with _task_row_held(settings.database_url, task.id):
             first = asyncio.ensure_future(_mutate(http, UPDATE, variables, token))
-            await eventually(lambda: _in_progress_elsewhere(sessions, redis_url), "the first request's claim")
+            await eventually(lambda: _waiting_on_a_lock(settings.database_url), "the first request to wait")
+            retry = asyncio.ensure_future(_mutate(http, UPDATE, variables, token))
+            await eventually(lambda: _waiting_on_a_lock(settings.database_url, 2), "the retry to wait for the first")
+            assert not first.done() and not retry.done()
+        completed, replayed = await asyncio.wait_for(asyncio.gather(first, retry), 30)
+    assert completed.json()["data"]["updateTask"]["task"]["title"] == "Renamed"
+    assert replayed.content == completed.content and replayed.headers["idempotent-replayed"] == "true"
+
+
+@POSTGRES_ONLY
+async def test_a_retry_that_waited_long_enough_is_409(
+    settings: Settings, sessions: Sessions, alice: User, token_for: Callable[..., str]
+) -> None:
+    task = await make_task(sessions, alice, "Contended")
+    variables, token = {"id": _global("Task", task.id)}, token_for(alice)
+    async with serve(settings.model_copy(update={"idempotency_wait_seconds": 0.3})) as http:
+        async with _task_row_held(settings.database_url, task.id):
+            first = asyncio.ensure_future(_mutate(http, UPDATE, variables, token))
+            await eventually(lambda: _waiting_on_a_lock(settings.database_url), "the first request to wait")
             retry = await _mutate(http, UPDATE, variables, token)
             assert not first.done()
         assert (retry.status_code, _code(retry), retry.headers["retry-after"]) == (409, "IDEMPOTENCY_KEY_IN_USE", "1")
@@ -216,20 +256,6 @@ async def _retry_while_running(
         assert completed.json()["data"]["updateTask"]["task"]["title"] == "Renamed"
         later = await _mutate(http, UPDATE, variables, token)
     assert later.content == completed.content and later.headers["idempotent-replayed"] == "true"
-
-
-# SQLite has one writer: with the database store, the claim itself would wait for the lock held here.
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-async def test_a_retry_while_the_first_runs_is_409_database_store(
-    settings: Settings, sessions: Sessions, alice: User, token_for: Callable[..., str]
-) -> None:
-    await _retry_while_running(settings, None, sessions, alice, token_for(alice))
-
-
-async def test_a_retry_while_the_first_runs_is_409_redis_store(
-    settings: Settings, redis_url: str, sessions: Sessions, alice: User, token_for: Callable[..., str]
-) -> None:
-    await _retry_while_running(settings, redis_url, sessions, alice, token_for(alice))
 
 
 def _global(type_name: str, pk: int) -> str:
