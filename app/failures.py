@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import orjson
+from redis.exceptions import ClusterError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -20,7 +21,8 @@ log = logging.getLogger("tandem.errors")
 
 RETRY_AFTER_SECONDS = 5
 _DATABASE = (OperationalError, InterfaceError, PoolTimeout)
-_REDIS = (RedisConnectionError, RedisTimeoutError)
+# A cluster mid-failover (CLUSTERDOWN, TRYAGAIN, slots no node covers) is Redis unavailable too.
+_REDIS = (RedisConnectionError, RedisTimeoutError, ClusterError, TryAgainError, RedisClusterException)
 
 
 def unavailable_dependency(exc: BaseException) -> str | None:

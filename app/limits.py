@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from app.metrics import Metrics
 from app.settings import RateTier, Settings
@@ -48,7 +48,7 @@ def tiers(settings: Settings) -> Tiers:
     )
 
 
-def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimiter:
+def websocket_limiter(settings: Settings, redis: Redis | RedisCluster | None) -> WebSocketLimiter:
     policy = WebSocketPolicy(
         messages_per_second=settings.ws_messages_per_second, message_burst=settings.ws_message_burst,
         max_subscriptions=settings.ws_max_subscriptions, max_connections_per_user=settings.ws_max_connections_per_user,
@@ -62,7 +62,7 @@ def websocket_limiter(settings: Settings, redis: Redis | None) -> WebSocketLimit
     return WebSocketLimiter(policy, slots)
 
 
-def build_limits(settings: Settings, redis: Redis | None, metrics: Metrics) -> AppLimits:
+def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics: Metrics) -> AppLimits:
     websocket = websocket_limiter(settings, redis)
     if not settings.limits_enabled:
         return AppLimits([], None, websocket)

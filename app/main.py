@@ -7,13 +7,15 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from app import preflight
+from app import preflight, redis_client
 from app.context import ContextFactory
 from app.graphiql import graphiql_assets, graphiql_page, node_modules_dir
 from app.graphql_http import GraphQLHTTP
@@ -26,6 +28,7 @@ from app.middleware import Edge
 from app.persisted import PersistedQueries
 from app.prepared import PreparedOperations
 from app.realtime import build_realtime, ticket_store
+from app.redis_client import RedisClient
 from app.request_id import current_request_id
 from app.rest_layer import build_rest_layer, url_policy
 from app.secrets import secret_box
@@ -62,13 +65,22 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
-def revocation_replica(settings: Settings, redis: Redis | None) -> RevocationReplica | None:
+def revocation_replica(settings: Settings, redis: RedisClient | None) -> RevocationReplica | None:
     """With Redis, this process's in-memory copy of the revocation list (no copy needed without)."""
-    if redis is None or settings.redis_url is None:
+    if redis is None:
         return None
-    # The channel carries the prefix: pub/sub is shared by every database number on a Redis server.
-    return RevocationReplica(redis, settings.redis_url, f"{settings.redis_prefix}oauth:revocations",
-                             prefix=settings.redis_prefix)
+    # The subscriber's connection never retries by itself: a drop must be noticed (see the replica).
+    options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2, "socket_timeout": 5}
+    replica = RevocationReplica(redis, lambda: listen(), sharded=isinstance(redis, RedisCluster),
+                                prefix=settings.redis_prefix)
+
+    async def listen() -> Redis:
+        if isinstance(redis, RedisCluster):
+            return await redis_client.node_holding(redis, replica.channel, **options)
+        assert settings.redis_url is not None
+        return Redis.from_url(settings.redis_url, **options)
+
+    return replica
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -80,8 +92,9 @@ def create_app(settings: Settings) -> Starlette:
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     # A hung Redis answers nothing: every command gives up after the timeout, and the answer is a 503
     # (app/failures.py) or the caller's fallback, never a request held for good.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
-                           socket_connect_timeout=settings.redis_timeout_seconds) if settings.redis_url else None
+    redis = redis_client.connect(settings.redis_url, cluster=settings.redis_cluster,
+                                 socket_timeout=settings.redis_timeout_seconds,
+                                 socket_connect_timeout=settings.redis_timeout_seconds) if settings.redis_url else None
     tokens = token_service(settings)
     store = make_store(redis, settings.redis_prefix)  # revocation list, sign-in sessions, failed-login counters
     revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
@@ -230,6 +243,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.rest = rest_layer
     app.state.realtime = realtime
     app.state.sockets = sockets
+    app.state.redis = redis
+    app.state.tickets = tickets
     return app
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 import persisted_queries
 from app.metrics import Metrics
@@ -36,7 +36,7 @@ def manifest_directory(settings: Settings) -> Path:
 
 
 class PersistedQueries:
-    def __init__(self, settings: Settings, redis: Redis | None, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, redis: Redis | RedisCluster | None, metrics: Metrics) -> None:
         self.metrics = metrics
         self.trusted = TrustedDocuments(manifest_directory(settings))
         # Labelled children looked up once: `labels()` on every request cost a few µs each (measured).

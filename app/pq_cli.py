@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from graphql import GraphQLSchema
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app import redis_client
 from app.persisted import manifest_directory
 from app.settings import Settings
 from persisted_queries.check import CheckReport, check_directory, check_operations, write_lock
@@ -167,7 +167,7 @@ def _last_used(settings: Settings) -> tuple[dict[str, float], str | None]:
         return {}, "last use is recorded in Redis; without TANDEM_REDIS_URL each server keeps it in memory only."
 
     async def read(url: str) -> dict[str, float]:
-        redis = Redis.from_url(url, socket_connect_timeout=3)
+        redis = redis_client.connect(url, cluster=settings.redis_cluster, socket_connect_timeout=3)
         try:
             return await RedisUsageLog(redis, key=usage_key(settings.redis_prefix)).last_used()
         finally:

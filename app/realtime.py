@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
+from app import redis_client
 from app.settings import Settings
 from auth.ws_tickets import MemoryTickets, RedisTickets, TicketStore
 from db.engine import Sessions
@@ -13,11 +14,13 @@ from realtime.hub import Realtime
 from realtime.presence import Presence
 
 
-def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) -> Realtime:
+def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisCluster | None) -> Realtime:
     broker: Broker = (
         RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size,
                     publish_timeout=settings.rate_limit_redis_timeout_seconds,
-                    listener=Redis.from_url(settings.redis_url) if settings.redis_url else None)
+                    # No read timeout: an idle subscription reads nothing for as long as nothing happens.
+                    listener=redis_client.connect(settings.redis_url, cluster=settings.redis_cluster)
+                    if settings.redis_url else None)
         if redis is not None
         else MemoryBroker(settings.realtime_queue_size)
     )
@@ -33,7 +36,7 @@ def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | None) 
     return Realtime(sessions, broker, documents, presence, recheck_seconds=settings.realtime_recheck_seconds)
 
 
-def ticket_store(settings: Settings, redis: Redis | None) -> TicketStore:
+def ticket_store(settings: Settings, redis: Redis | RedisCluster | None) -> TicketStore:
     if redis is not None:
         return RedisTickets(redis, settings.redis_prefix, settings.ws_ticket_ttl_seconds)
     return MemoryTickets(settings.ws_ticket_ttl_seconds)

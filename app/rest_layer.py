@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
@@ -72,7 +72,7 @@ def build_rest_layer(
     settings: Settings,
     *,
     sessions: Sessions,
-    redis: Redis | None,
+    redis: Redis | RedisCluster | None,
     tokens: TokenService,
     limits: Limits,
     node_modules: Path,

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     introspection: IntrospectionMode | None = None
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'tandem.db'}"
     redis_url: str | None = None
+    # A Redis Cluster behind a plain redis:// URL (or say redis+cluster:// in the URL itself).
+    redis_cluster: bool = False
     # Any Redis command gives up after this (the rate limiter waits less: its own timeout below).
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # Production without Redis is refused unless this is the only process on the only host.
@@ -97,7 +99,8 @@ class Settings(BaseSettings):
     # while the in-memory copy is not in sync).
     ws_revocation_check_seconds: float = Field(default=15.0, gt=0)
     # Realtime: Redis key/channel namespace, broker queue per subscriber, update-log compaction, presence.
-    redis_prefix: str = "tandem:"
+    # No braces: the keys' own hash tags (`{apq}`, `{revoked}`, `{<bucket>}`) choose their Cluster slots.
+    redis_prefix: str = Field(default="tandem:", pattern=r"^[^{}]*$")
     ws_ticket_ttl_seconds: int = 30
     realtime_queue_size: int = 1024
     realtime_compact_every: int = 200

@@ -18,7 +18,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from auth.revocation_replica import RevocationReplica
+from auth.revocation_replica import REVOKED, RevocationReplica
 from auth.store import Store
 from auth.tokens import LEEWAY_SECONDS
 
@@ -63,7 +63,7 @@ class RevocationList:
             return known
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                return await self.store.any_exists([f"revoked:{name}" for name in names])
+                return await self.store.any_exists([REVOKED + name for name in names])
         except (RedisError, OSError, TimeoutError) as exc:
             if not self.fail_open:
                 raise RevocationUnavailable("The revocation list cannot be read; try again shortly.") from exc
@@ -74,7 +74,7 @@ class RevocationList:
         if self.replica is not None:
             await self.replica.revoke(name, ttl_seconds)  # the key, and the news to every instance
         else:
-            await self.store.put(f"revoked:{name}", "1", ttl_seconds)
+            await self.store.put(REVOKED + name, "1", ttl_seconds)
 
 
 class RevocationUnavailable(Exception):

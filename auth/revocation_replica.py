@@ -1,11 +1,14 @@
 """This process's copy of the revocation list, kept current over Redis pub/sub, so that checking a
 token costs no Redis round trip.
 
-Redis stays the source of truth: a revocation is a key `<prefix>oauth:revoked:{jti|sid}:<id>` with a
-TTL, written in one MULTI with a message on `channel` that every instance listens to. A replica
-answers from memory only while it knows it holds everything:
+Redis stays the source of truth: a revocation is a key `<prefix>oauth:{revoked}:{jti|sid}:<id>` with a
+TTL, written in one MULTI with a message on `channel` that every instance listens to. Keys and
+channel share the hash tag `{revoked}`, so on a Redis Cluster they all live on one node: the MULTI
+is legal there, the message is sharded pub/sub (SPUBLISH) to that node only, and the replica talks
+to that node alone. A replica answers from memory only while it knows it holds everything:
 
-1. SUBSCRIBE, and wait for Redis to confirm: every revocation published from then on reaches us;
+1. SUBSCRIBE (SSUBSCRIBE on a cluster), and wait for Redis to confirm: every revocation published
+   from then on reaches us;
 2. load the revocations already in Redis (SCAN + PTTL): everything published before step 1;
 3. PING on the subscriber connection and wait for the PONG. Redis answers a connection in order, so
    by then every message published before the load ended has been applied: nothing published
@@ -15,7 +18,8 @@ answers from memory only while it knows it holds everything:
 A dropped connection, a message that cannot be read, or no PONG for `stale_after_seconds` ends the
 trust at once, until steps 1-3 have run again on a new connection. Meanwhile memory still vouches for
 what it holds (nothing is ever un-revoked; entries leave only when their TTL runs out), but not for
-what it lacks: "not revoked" has to come from Redis, per request.
+what it lacks: "not revoked" has to come from Redis, per request. On a cluster a failover or a moved
+slot is such a drop: the next attempt connects to whichever node holds the slot then.
 """
 
 from __future__ import annotations
@@ -26,18 +30,20 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 log = logging.getLogger("tandem.auth")
 
 _LOAD_BATCH = 500
 _PRUNE_EVERY_SECONDS = 30.0
+# Revoked names live under `<prefix>oauth:` + this, in the store and in Redis alike.
+REVOKED = "{revoked}:"
+_LEGACY = "revoked:"  # releases before the hash tag kept them here; copied over on load
 
 
 class ReplicaOutOfSync(Exception):
@@ -47,22 +53,26 @@ class ReplicaOutOfSync(Exception):
 class RevocationReplica:
     """Revoked ids (`jti:<id>`, `sid:<id>`) held in memory, each until its Redis key would expire.
 
-    `redis` is the app's client (revocations are written with it); `url` opens the subscriber's own
-    connection, which never reconnects by itself: redis-py would otherwise resubscribe behind our
-    back, and whatever was published in between would be lost without our noticing.
+    `redis` is the app's client (revocations are written with it); `listen()` opens the subscriber's
+    own connection (to the node holding the keys, on a cluster), which must never reconnect by itself:
+    redis-py would otherwise resubscribe behind our back, and whatever was published in between would
+    be lost without our noticing. `sharded`: a cluster, where the channel is a shard channel.
     """
 
     def __init__(
-        self, redis: Redis, url: str, channel: str, *, heartbeat_seconds: float = 0.5,
-        stale_after_seconds: float = 1.5, retry_seconds: float = 0.5, prefix: str = "tandem:",
+        self, redis: Redis | RedisCluster, listen: Callable[[], Awaitable[Redis]], *, sharded: bool = False,
+        heartbeat_seconds: float = 0.5, stale_after_seconds: float = 1.5, retry_seconds: float = 0.5,
+        prefix: str = "tandem:",
     ) -> None:
         self.redis = redis
-        self.keys = f"{prefix}oauth:revoked:"  # where `RedisStore(redis, prefix)` keeps revocations
-        self.channel = channel
+        self.keys = f"{prefix}oauth:{REVOKED}"  # where `RedisStore(redis, prefix)` keeps revocations
+        self._legacy_keys = f"{prefix}oauth:{_LEGACY}"
+        self.channel = f"{self.keys}news"  # the keys' hash tag: one slot for the MULTI
+        self.sharded = sharded
+        self._listen = listen
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_after_seconds = stale_after_seconds
         self.retry_seconds = retry_seconds
-        self._listener = Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=5)
         self._revoked: dict[str, float] = {}  # name -> time.monotonic() at which its key expires
         self._trusted_until = 0.0  # memory answers until then; every PONG moves it on
         self._task: asyncio.Task[None] | None = None
@@ -89,7 +99,11 @@ class RevocationReplica:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys + name, "1", ex=ttl)
             # Relative TTLs: the instances' clocks need not agree.
-            pipe.publish(self.channel, json.dumps({"name": name, "ttl": ttl}))
+            news = json.dumps({"name": name, "ttl": ttl})
+            if self.sharded:
+                pipe.execute_command("SPUBLISH", self.channel, news)
+            else:
+                pipe.publish(self.channel, news)
             await pipe.execute()
         # This instance's next request must not wait for the message to come back round.
         self._remember(name, ttl)
@@ -107,7 +121,6 @@ class RevocationReplica:
                 await self._task
             self._task = None
         self._trusted_until = 0.0
-        await self._listener.aclose()
 
     def _remember(self, name: str, ttl_seconds: float) -> None:
         expires = time.monotonic() + ttl_seconds
@@ -129,11 +142,15 @@ class RevocationReplica:
             await asyncio.sleep(self.retry_seconds)
 
     async def _follow(self) -> None:
-        pubsub = self._listener.pubsub()
+        listener = await self._listen()
+        pubsub = listener.pubsub()
         try:
-            await pubsub.subscribe(self.channel)
-            await self._read_until(pubsub, "subscribe")
-            await self._load()  # merged into memory: what we knew stays known
+            if self.sharded:
+                await pubsub.ssubscribe(self.channel)
+            else:
+                await pubsub.subscribe(self.channel)
+            await self._read_until(pubsub, "ssubscribe" if self.sharded else "subscribe")
+            await self._load(listener)  # merged into memory: what we knew stays known
             await pubsub.ping()
             await self._read_until(pubsub, "pong")  # applies what was published during the load
             self._trusted_until = time.monotonic() + self.stale_after_seconds
@@ -144,6 +161,8 @@ class RevocationReplica:
             with contextlib.suppress(RedisError, OSError):
                 close: Any = pubsub.aclose  # typed in some redis-py releases, untyped in others
                 await close()
+            with contextlib.suppress(RedisError, OSError):
+                await listener.aclose()
 
     async def _keep_following(self, pubsub: PubSub) -> None:
         pinged = last_pong = time.monotonic()
@@ -174,7 +193,7 @@ class RevocationReplica:
     def _apply(self, message: dict[str, Any]) -> str:
         """Remember a revocation; returns the message's type."""
         kind = str(message["type"])
-        if kind == "message":
+        if kind in ("message", "smessage"):
             try:
                 body = json.loads(message["data"])
                 name, ttl = str(body["name"]), float(body["ttl"])
@@ -184,25 +203,34 @@ class RevocationReplica:
             self._remember(name, ttl)
         return kind
 
-    async def _load(self) -> None:
+    async def _load(self, listener: Redis) -> None:
+        """Everything under the keys (one node holds them all, on a cluster too); then the keys an
+        older release wrote without the hash tag, copied under it (one Redis only: it had no cluster)."""
+        await self._scan(listener, self.keys, copy=False)
+        if not self.sharded:
+            await self._scan(listener, self._legacy_keys, copy=True)
+
+    async def _scan(self, listener: Redis, prefix: str, *, copy: bool) -> None:
         keys: list[bytes] = []
-        async for key in self._listener.scan_iter(match=self.keys + "*", count=_LOAD_BATCH):
+        async for key in listener.scan_iter(match=prefix + "*", count=_LOAD_BATCH):
             keys.append(key)
             if len(keys) >= _LOAD_BATCH:
-                await self._load_expiries(keys)
+                await self._load_expiries(listener, prefix, keys, copy)
                 keys = []
-        await self._load_expiries(keys)
+        await self._load_expiries(listener, prefix, keys, copy)
 
-    async def _load_expiries(self, keys: list[bytes]) -> None:
+    async def _load_expiries(self, listener: Redis, prefix: str, keys: list[bytes], copy: bool) -> None:
         if not keys:
             return
-        async with self._listener.pipeline(transaction=False) as pipe:
+        async with listener.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.pttl(key)
             ttls: list[int] = await pipe.execute()
         for key, pttl in zip(keys, ttls, strict=True):
-            name = key.decode().removeprefix(self.keys)
+            name = key.decode().removeprefix(prefix)
             if pttl == -1:  # set by hand without an expiry: revoked for as long as this process runs
                 self._remember(name, math.inf)
             elif pttl > 0:
                 self._remember(name, pttl / 1000)
+                if copy:
+                    await listener.set(self.keys + name, "1", px=pttl, nx=True)

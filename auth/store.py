@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 # Gives a counter back without bringing an expired one to life (DECR alone would make it -1, forever).
 _DECR_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
@@ -112,7 +112,7 @@ class MemoryStore:
 class RedisStore:
     """Keys under `<TANDEM_REDIS_PREFIX>oauth:`."""
 
-    def __init__(self, redis: Redis, prefix: str = "tandem:") -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str = "tandem:") -> None:
         self.redis = redis
         self.prefix = f"{prefix}oauth:"
         self._decr = redis.register_script(_DECR_IF_EXISTS)
@@ -164,5 +164,5 @@ class RedisStore:
         return bool(keys) and int(await self.redis.exists(*(self.prefix + key for key in keys))) > 0
 
 
-def make_store(redis: Redis | None, prefix: str = "tandem:") -> Store:
+def make_store(redis: Redis | RedisCluster | None, prefix: str = "tandem:") -> Store:
     return RedisStore(redis, prefix) if redis is not None else MemoryStore()

@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 TTL_SECONDS = 30
 
@@ -52,7 +52,7 @@ class MemoryTickets:
 
 
 class RedisTickets:
-    def __init__(self, redis: Redis, prefix: str, ttl_seconds: int = TTL_SECONDS) -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str, ttl_seconds: int = TTL_SECONDS) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 # KEYS[1]: the scope's sorted set. ARGV: connection id, limit, lease (ms). 1 when the slot is held.
@@ -87,7 +87,7 @@ class MemorySlots:
 
 
 class RedisSlots:
-    def __init__(self, redis: Redis, *, timeout: float = 0.5, prefix: str = "tandem:") -> None:
+    def __init__(self, redis: Redis | RedisCluster, *, timeout: float = 0.5, prefix: str = "tandem:") -> None:
         self._redis = redis
         self._slots_prefix = f"{prefix}ws:slots:"
         self._cool_down_prefix = f"{prefix}ws:cooldown:"

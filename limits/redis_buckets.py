@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from limits.breaker import Breaker
@@ -62,7 +62,7 @@ class RedisBuckets:
     for a turn counts towards `timeout`."""
 
     def __init__(
-        self, redis: Redis, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32,
+        self, redis: Redis | RedisCluster, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32,
         prefix: str = "tandem:", breaker: Breaker | None = None,
     ) -> None:
         self._redis = redis
@@ -116,7 +116,7 @@ class RedisBuckets:
         pipe = self._redis.pipeline(transaction=False)
         for key, (amount, policy, _) in pending.items():
             await self._script(keys=[self._key(key)], args=[policy.capacity, policy.restore_rate, 0, amount],
-                               client=pipe)
+                               client=pipe)  # type: ignore[arg-type]  # a pipeline is a client at run time
         try:
             async with asyncio.timeout(self._timeout), self._turns:
                 await pipe.execute()

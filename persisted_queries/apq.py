@@ -19,7 +19,7 @@ import logging
 from typing import Protocol
 
 from cachetools import LRUCache
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 log = logging.getLogger("tandem.persisted_queries")
@@ -69,7 +69,7 @@ return query
 
 
 class RedisAPQStore:
-    def __init__(self, redis: Redis, max_entries: int, *, prefix: str = "tandem:{apq}") -> None:
+    def __init__(self, redis: Redis | RedisCluster, max_entries: int, *, prefix: str = "tandem:{apq}") -> None:
         self.redis = redis
         self.max_entries = max_entries
         self.keys = [f"{prefix}:queries", f"{prefix}:last-use", f"{prefix}:uses"]

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 log = logging.getLogger("tandem.persisted_queries")
@@ -46,7 +46,7 @@ def usage_key(prefix: str = "tandem:") -> str:
 
 
 class RedisUsageLog:
-    def __init__(self, redis: Redis, *, key: str = usage_key()) -> None:
+    def __init__(self, redis: Redis | RedisCluster, *, key: str = usage_key()) -> None:
         self.redis = redis
         self.key = key
         self._written: dict[str, float] = {}

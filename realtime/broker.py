@@ -17,12 +17,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 log = logging.getLogger("tandem.realtime.broker")
 
 DEFAULT_QUEUE_SIZE = 1024
+SHARD_POLL_SECONDS = 0.02
 
 
 def raise_swallowed_cancellation() -> None:
@@ -161,6 +162,10 @@ class RedisBroker:
     Channels are prefixed (`tandem:` plus, in tests, a run id), because Redis pub/sub channels are
     shared by every database number on a server.
 
+    On a Redis Cluster (`redis` is a `RedisCluster`) channels are shard channels: SPUBLISH reaches the
+    node that holds the channel's slot, and redis-py's cluster pub/sub keeps one connection per node
+    with subscribers here, polled in turn (`SHARD_POLL_SECONDS` bounds what that adds to a delivery).
+
     This process's own subscribers get a message straight away, in process, and then it goes to Redis
     for the other instances, tagged with this broker's id so that it is not delivered here twice when it
     comes back round. So Redis being down or hung costs local subscribers nothing and the publisher at
@@ -169,8 +174,8 @@ class RedisBroker:
     """
 
     def __init__(
-        self, redis: Redis, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *, publish_timeout: float = 0.5,
-        listener: Redis | None = None,
+        self, redis: Redis | RedisCluster, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *,
+        publish_timeout: float = 0.5, listener: Redis | RedisCluster | None = None,
     ) -> None:
         """`listener`: the client whose connection subscribes, when `redis` has a read timeout (an idle
         subscription reads nothing for as long as nothing is published)."""
@@ -181,6 +186,7 @@ class RedisBroker:
         self._publish_timeout = publish_timeout
         self._outage_logged = False
         self._fanout = _Fanout(queue_size)
+        self._sharded = isinstance(redis, RedisCluster)
         self._pubsub = (listener or redis).pubsub()
         self._reader: asyncio.Task[None] | None = None
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
@@ -198,7 +204,11 @@ class RedisBroker:
         self._fanout.deliver(channel, message)
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await self._redis.publish(self._key(channel), self._origin + b"\n" + message)
+                data = self._origin + b"\n" + message
+                if self._sharded:
+                    await self._redis.spublish(self._key(channel), data)
+                else:
+                    await self._redis.publish(self._key(channel), data)
         except (RedisError, OSError, TimeoutError) as exc:
             if not self._outage_logged:  # once per outage, not once per event
                 log.warning("redis publish failed (%s); local subscribers still get events", exc)
@@ -211,7 +221,7 @@ class RedisBroker:
             subscription, first = self._fanout.add(channel, self._release)
             if first:
                 try:
-                    if self._reader is None:
+                    if self._reader is None and not self._sharded:
                         # A control channel that stays subscribed keeps redis-py listening
                         # while no other channel is.
                         await self._subscribed(self._key("broker"))
@@ -225,10 +235,14 @@ class RedisBroker:
         """SUBSCRIBE, and wait for Redis to confirm it: from then on no message is missed."""
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._confirmations.setdefault(key, []).append(confirmed)
-        await self._pubsub.subscribe(key)
+        if self._sharded:
+            await self._pubsub.ssubscribe(key)
+        else:
+            await self._pubsub.subscribe(key)
         raise_swallowed_cancellation()
         if self._reader is None:
-            self._reader = asyncio.create_task(self._read(), name="tandem-redis-broker")
+            read = self._read_shards() if self._sharded else self._read()
+            self._reader = asyncio.create_task(read, name="tandem-redis-broker")
         # Not `wait_for`: on Python 3.11 it loses a cancellation that meets the confirmation, and the
         # cancelled subscriber would then wait for messages forever (a socket closed 4429 never ended).
         async with asyncio.timeout(10):
@@ -238,7 +252,8 @@ class RedisBroker:
         async with self._lock:
             if self._fanout.remove(subscription):
                 with contextlib.suppress(RedisError, ConnectionError):
-                    await self._pubsub.unsubscribe(self._key(subscription.channel))
+                    key = self._key(subscription.channel)
+                    await (self._pubsub.sunsubscribe(key) if self._sharded else self._pubsub.unsubscribe(key))
 
     async def _read(self) -> None:
         while True:
@@ -254,13 +269,29 @@ class RedisBroker:
                 log.warning("redis pub/sub connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(0.5)
 
+    async def _read_shards(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_sharded_message(timeout=SHARD_POLL_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, ConnectionError, OSError) as exc:
+                # redis-py re-routes shard channels after failovers and moved slots by itself.
+                log.warning("redis sharded pub/sub read failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is not None:
+                self._dispatch(message)
+            elif not self._fanout.channels:
+                await asyncio.sleep(0.1)  # nothing subscribed: nothing to poll
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         key = message["channel"].decode() if isinstance(message["channel"], bytes) else str(message["channel"])
-        if message["type"] == "subscribe":
+        if message["type"] in ("subscribe", "ssubscribe"):
             for confirmed in self._confirmations.pop(key, []):
                 if not confirmed.done():
                     confirmed.set_result(None)
-        elif message["type"] == "message":
+        elif message["type"] in ("message", "smessage"):
             origin, _, data = bytes(message["data"]).partition(b"\n")
             if origin != self._origin:  # ours were delivered when published
                 self._fanout.deliver(key.removeprefix(self._prefix), data)

@@ -7,7 +7,7 @@ import logging
 from typing import Literal
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,7 +29,7 @@ async def _check(name: str, probe: asyncio.Future[object] | object) -> tuple[str
     return name, "ok"
 
 
-def routes(sessions: Sessions, redis: Redis | None) -> list[Route]:
+def routes(sessions: Sessions, redis: Redis | RedisCluster | None) -> list[Route]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 

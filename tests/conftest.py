@@ -29,6 +29,7 @@ from db.migrate import upgrade
 from db.models import Base, Task, User
 from schema.relay import encode_id
 from tests.factories import make_user
+from tests.redis_cluster import PrivateCluster
 
 POSTGRES_ADMIN_URL = os.environ.get("TANDEM_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 # One database per pytest process, so parallel runs on one machine never drop each other's tables.
@@ -106,6 +107,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_url")
     asyncio.run(_truncate_postgres(url))
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateCluster]:
+    """A private three-master Redis Cluster, started once for the tests that need one."""
+    with PrivateCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from auth.revocation import RevocationList, RevocationUnavailable
 from auth.revocation_replica import RevocationReplica
@@ -22,7 +24,7 @@ from auth.store import RedisStore
 from auth.tokens import LEEWAY_SECONDS
 from tests.redis_server import PrivateRedis
 
-CHANNEL = "tandem:oauth:revocations"
+CHANNEL = "tandem:oauth:{revoked}:news"
 FAST = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.5, "retry_seconds": 0.05}
 PROMPTLY = 1.0  # seconds: a revocation made at one instance is honoured at the others within this
 
@@ -38,7 +40,7 @@ async def instance(server: PrivateRedis, *, fail_open: bool = True, start: bool 
                    **timing: float) -> AsyncIterator[RevocationList]:
     """One instance's revocation list, following the channel (started) or not yet."""
     redis = Redis.from_url(server.url)
-    replica = RevocationReplica(redis, server.url, CHANNEL, **{**FAST, **timing})
+    replica = RevocationReplica(redis, listener(server), **{**FAST, **timing})
     revocations = RevocationList(RedisStore(redis), access_token_ttl_seconds=900, fail_open=fail_open,
                                  replica=replica)
     if start:
@@ -59,6 +61,14 @@ async def until(condition: Callable[[], object], what: str, seconds: float = 5.0
             pytest.fail(f"waited {seconds} s for {what}")
         await asyncio.sleep(0.005)
     return time.monotonic() - started
+
+
+def listener(server: PrivateRedis) -> Callable[[], Awaitable[Redis]]:
+    """The replica's own connection, as `create_app` opens it: it never retries behind our back."""
+    async def listen() -> Redis:
+        return Redis.from_url(server.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=5)
+
+    return listen
 
 
 def replica_of(revocations: RevocationList) -> RevocationReplica:
@@ -97,7 +107,7 @@ async def test_a_revocation_writes_the_key_and_announces_it_in_one_transaction(r
         assert {name: calls.get(name) for name in ("multi", "set", "publish", "exec")} == \
             {"multi": 1, "set": 1, "publish": 1, "exec": 1}
         with redis_server.client() as redis:
-            assert 3600 < redis.ttl(f"tandem:oauth:revoked:jti:{jti}") <= 3600 + LEEWAY_SECONDS
+            assert 3600 < redis.ttl(f"tandem:oauth:{{revoked}}:jti:{jti}") <= 3600 + LEEWAY_SECONDS
 
 
 async def test_a_revocation_at_another_instance_is_honoured_promptly(redis_server: PrivateRedis) -> None:
@@ -125,6 +135,21 @@ async def test_a_new_instance_loads_what_was_revoked_before_it_started(redis_ser
             assert await late.is_revoked(new_id(), sid) is True
             assert await late.is_revoked(new_id(), new_id()) is False
             assert "exists" not in redis_server.calls_since(before)
+
+
+async def test_revocations_written_by_an_older_release_are_carried_over(redis_server: PrivateRedis) -> None:
+    """Before the `{revoked}` hash tag, revocations lived under `oauth:revoked:`: still honoured."""
+    jti = new_id()
+    with redis_server.client() as redis:
+        redis.set(f"tandem:oauth:revoked:jti:{jti}", "1", ex=600)
+    async with instance(redis_server) as upgraded:
+        before = redis_server.calls()
+        assert await upgraded.is_revoked(jti, None) is True
+        assert "exists" not in redis_server.calls_since(before)
+    with redis_server.client() as redis:
+        assert 590 < redis.ttl(f"tandem:oauth:{{revoked}}:jti:{jti}") <= 600  # copied, with its expiry
+    async with instance(redis_server, start=False) as not_following:  # the per-request check sees it too
+        assert await not_following.is_revoked(jti, None) is True
 
 
 async def test_revocations_end_with_their_ttl_in_memory_too(redis_server: PrivateRedis) -> None:
@@ -244,7 +269,7 @@ async def test_closing_stops_the_replica_even_mid_read(redis_server: PrivateRedi
     try:
         for attempt in range(50):
             # Reads that time out every 2 ms, so that the cancellation often lands on one.
-            replica = RevocationReplica(redis, redis_server.url, CHANNEL, heartbeat_seconds=0.002)
+            replica = RevocationReplica(redis, listener(redis_server), heartbeat_seconds=0.002)
             await replica.start()
             await asyncio.sleep(0.01 + attempt % 5 * 0.005)
             try:

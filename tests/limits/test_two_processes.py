@@ -1,7 +1,7 @@
 """Two server processes, one Redis: a burst of concurrent requests, split between them, is admitted
 up to the bucket's capacity plus what it restored meanwhile, and not one point more.
 
-The servers are real `tandem serve` subprocesses configured through `TANDEM_*` variables, as
+On one Redis and on a Redis Cluster. The servers are real `tandem serve` subprocesses configured through `TANDEM_*` variables, as
 `tandem serve --workers 2` would run them.
 """
 
@@ -19,6 +19,7 @@ from app.settings import Settings
 from db.models import User
 from tests.conftest import GRAPHQL_RESPONSE
 from tests.live_server import server_processes
+from tests.realtime.conftest import redis_prefix
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -28,22 +29,29 @@ RESTORE_RATE = 2.0
 REQUESTS = 60
 
 
-def _env(settings: Settings, redis_url: str) -> dict[str, str]:
+def _env(settings: Settings) -> dict[str, str]:
     return {
         "TANDEM_DATABASE_URL": settings.database_url,
         "TANDEM_KEYS_DIR": str(settings.keys_dir),
-        "TANDEM_REDIS_URL": redis_url,
         "TANDEM_RATE_TIERS": json.dumps({"user": {"capacity": CAPACITY, "restore_rate": RESTORE_RATE}}),
         "TANDEM_LOG_JSON": "false",
         "TANDEM_LOG_LEVEL": "WARNING",
     }
 
 
+@pytest.fixture(params=["single", "cluster"])
+def redis_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "single":
+        return {"TANDEM_REDIS_URL": request.getfixturevalue("limits_redis_url")}
+    # The bucket on one node of three, reached from both processes through the cluster client.
+    return {"TANDEM_REDIS_URL": request.getfixturevalue("redis_cluster").url, "TANDEM_REDIS_PREFIX": redis_prefix()}
+
+
 async def test_two_processes_never_admit_more_than_the_bucket_holds(
-    settings: Settings, alice: User, token_for: Callable[..., str], limits_redis_url: str
+    settings: Settings, alice: User, token_for: Callable[..., str], redis_env: dict[str, str],
 ) -> None:
     headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": GRAPHQL_RESPONSE}
-    with server_processes(_env(settings, limits_redis_url), 2) as urls:
+    with server_processes({**_env(settings), **redis_env}, 2) as urls:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=REQUESTS)) as http:
             async def ask(i: int, query: str = TEN) -> tuple[str, httpx.Response]:
                 url = urls[i % len(urls)]

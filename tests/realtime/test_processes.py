@@ -43,10 +43,13 @@ def processes(tmp_path: Path) -> Iterator[Callable[[Settings], ServerProcess]]:
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("redis", ["single", "cluster"])
 async def test_editors_on_two_instances_converge(settings: Settings, processes: Callable[[Settings], ServerProcess],
-                                                 token_for: Callable[..., str], sessions, alice: User) -> None:  # type: ignore[no-untyped-def]
+                                                 token_for: Callable[..., str], sessions, alice: User,  # type: ignore[no-untyped-def]
+                                                 redis: str, request: pytest.FixtureRequest) -> None:
     require_redis()
-    shared = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/5", "redis_prefix": redis_prefix()})
+    url = "redis://127.0.0.1:6379/5" if redis == "single" else request.getfixturevalue("redis_cluster").url
+    shared = settings.model_copy(update={"redis_url": url, "redis_prefix": redis_prefix()})
     first, second = processes(shared), processes(shared)
     others = [await make_user(sessions) for _ in range(3)]
     document = await make_document(sessions, alice, editors=others)
