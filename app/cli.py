@@ -41,6 +41,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.single_instance:
         os.environ["TANDEM_SINGLE_INSTANCE"] = "true"  # the workers build their settings from it
         settings = settings.model_copy(update={"single_instance": True})
+    if args.workers > 1 and "TANDEM_INSTANCES" not in os.environ:
+        os.environ["TANDEM_INSTANCES"] = str(args.workers)  # each worker's share while Redis is down
     preflight.check(settings, workers=args.workers)  # unsafe production stops here, saying why
     secret_box(settings)  # and production without TANDEM_SECRET_KEY
     if (hint := preflight.issuer_hint(settings, args.host, args.port)) is not None:

@@ -17,6 +17,7 @@ from app.settings import RateTier, Settings
 from limits.buckets import Buckets, MemoryBuckets, Policy
 from limits.connection_slots import ConnectionSlots, MemorySlots, RedisSlots
 from limits.cost_limit import CostLimit, CostLimitConfig
+from limits.fallback_buckets import FallbackBuckets
 from limits.limiter import Limiter, Tiers
 from limits.query_limits import QueryLimits, QueryLimitsConfig, StaticLimits
 from limits.redis_buckets import RedisBuckets
@@ -71,7 +72,10 @@ def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics
         redis_buckets = RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds,
                                      prefix=settings.redis_prefix)
         metrics.rate_limiter_breaker_open.set_function(lambda: float(redis_buckets.breaker.state != "closed"))
-        buckets = redis_buckets
+        # Failing open, an outage falls back to this instance's share rather than to no limit at all.
+        buckets = FallbackBuckets(redis_buckets, instances=settings.instances,
+                                  on_fallback=metrics.rate_limiter_unavailable.inc) \
+            if settings.rate_limit_fail_open else redis_buckets
     else:
         buckets = MemoryBuckets()
     limiter = Limiter(

@@ -8,6 +8,7 @@ from app import redis_client
 from app.settings import Settings
 from auth.ws_tickets import MemoryTickets, RedisTickets, TicketStore
 from db.engine import Sessions
+from limits.breaker import Breaker
 from realtime.broker import Broker, MemoryBroker, RedisBroker
 from realtime.documents import DocumentStore
 from realtime.hub import Realtime
@@ -17,7 +18,7 @@ from realtime.presence import Presence
 def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisCluster | None) -> Realtime:
     broker: Broker = (
         RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size,
-                    publish_timeout=settings.rate_limit_redis_timeout_seconds,
+                    publish_timeout=settings.rate_limit_redis_timeout_seconds, gate=Breaker(),
                     # No read timeout: an idle subscription reads nothing for as long as nothing happens.
                     listener=redis_client.connect(settings.redis_url, cluster=settings.redis_cluster)
                     if settings.redis_url else None)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # Production without Redis is refused unless this is the only process on the only host.
     single_instance: bool = False
+    # How many instances share the Redis (`serve --workers N` sets N on one host): while Redis is
+    # down each enforces 1/instances of every rate-limit tier.
+    instances: int = Field(default=1, ge=1)
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "tandem"
     keys_dir: Path = VAR_DIR / "keys"

@@ -24,6 +24,8 @@ log = logging.getLogger("tandem.realtime.broker")
 
 DEFAULT_QUEUE_SIZE = 1024
 SHARD_POLL_SECONDS = 0.02
+MAX_OUTGOING = 10_000
+_SEND_BATCH = 256
 
 
 def raise_swallowed_cancellation() -> None:
@@ -33,6 +35,27 @@ def raise_swallowed_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+class Gate(Protocol):
+    """A circuit breaker (limits.breaker.Breaker): whether to ask Redis now, and how that went."""
+
+    def allow(self) -> bool: ...
+
+    def success(self) -> None: ...
+
+    def failure(self) -> None: ...
+
+
+class _Open:
+    def allow(self) -> bool:
+        return True
+
+    def success(self) -> None:
+        return None
+
+    def failure(self) -> None:
+        return None
 
 
 class SubscriberOverflow(Exception):
@@ -166,16 +189,19 @@ class RedisBroker:
     node that holds the channel's slot, and redis-py's cluster pub/sub keeps one connection per node
     with subscribers here, polled in turn (`SHARD_POLL_SECONDS` bounds what that adds to a delivery).
 
-    This process's own subscribers get a message straight away, in process, and then it goes to Redis
-    for the other instances, tagged with this broker's id so that it is not delivered here twice when it
-    comes back round. So Redis being down or hung costs local subscribers nothing and the publisher at
-    most `publish_timeout` seconds; other instances miss what was published meanwhile (document streams
-    repair it from the update log).
+    This process's own subscribers get a message straight away, in process; for the other instances
+    it joins a queue that one sender task drains into Redis in pipelined batches (in order), tagged
+    with this broker's id so that it is not delivered here twice when it comes back round. So
+    `publish` never waits for Redis: a mutation answers as fast with Redis down, hung or slow. The
+    sender gives up on a batch after `publish_timeout`, and `gate` (a circuit breaker) stops it asking
+    a Redis that keeps failing; other instances miss what was dropped meanwhile (document streams
+    repair it from the update log), and so does everyone when more than `max_outgoing` wait.
     """
 
     def __init__(
         self, redis: Redis | RedisCluster, prefix: str, queue_size: int = DEFAULT_QUEUE_SIZE, *,
-        publish_timeout: float = 0.5, listener: Redis | RedisCluster | None = None,
+        publish_timeout: float = 0.5, listener: Redis | RedisCluster | None = None, gate: Gate | None = None,
+        max_outgoing: int = MAX_OUTGOING,
     ) -> None:
         """`listener`: the client whose connection subscribes, when `redis` has a read timeout (an idle
         subscription reads nothing for as long as nothing is published)."""
@@ -184,6 +210,11 @@ class RedisBroker:
         self._prefix = prefix
         self._origin = uuid.uuid4().hex.encode()
         self._publish_timeout = publish_timeout
+        self._gate = gate or _Open()
+        self._outgoing: asyncio.Queue[bytes | tuple[str, bytes]] = asyncio.Queue(max_outgoing)
+        self._sender: asyncio.Task[None] | None = None
+        self._flushed = asyncio.Event()
+        self.dropped = 0  # messages other instances never got (Redis failing, or too many waiting)
         self._outage_logged = False
         self._fanout = _Fanout(queue_size)
         self._sharded = isinstance(redis, RedisCluster)
@@ -203,18 +234,51 @@ class RedisBroker:
     async def publish(self, channel: str, message: bytes) -> None:
         self._fanout.deliver(channel, message)
         try:
-            async with asyncio.timeout(self._publish_timeout):
-                data = self._origin + b"\n" + message
-                if self._sharded:
-                    await self._redis.spublish(self._key(channel), data)
-                else:
-                    await self._redis.publish(self._key(channel), data)
-        except (RedisError, OSError, TimeoutError) as exc:
-            if not self._outage_logged:  # once per outage, not once per event
-                log.warning("redis publish failed (%s); local subscribers still get events", exc)
-                self._outage_logged = True
+            self._outgoing.put_nowait((self._key(channel), self._origin + b"\n" + message))
+        except asyncio.QueueFull:
+            self._lost(1, "too many messages waiting for Redis")
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="tandem-redis-publisher")
+
+    async def _send(self) -> None:
+        while True:
+            batch = [await self._outgoing.get()]
+            while len(batch) < _SEND_BATCH and not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
+            messages = [item for item in batch if isinstance(item, tuple)]
+            if messages:
+                await self._send_batch(messages)
+            for item in batch:
+                if not isinstance(item, tuple):  # a flush marker: everything before it is sent
+                    self._flushed.set()
+
+    async def _send_batch(self, messages: list[tuple[str, bytes]]) -> None:
+        if not self._gate.allow():
+            self._lost(len(messages), "Redis failed repeatedly; not asking it for a moment")
             return
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                pipe = self._redis.pipeline(transaction=False)
+                for key, data in messages:
+                    if self._sharded:
+                        pipe.spublish(key, data)
+                    else:
+                        pipe.publish(key, data)
+                await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._gate.failure()
+            self._lost(len(messages), f"{type(exc).__name__}: {exc}")
+            return
+        self._gate.success()
+        if self._outage_logged:
+            log.info("redis publish works again; %d messages did not reach other instances", self.dropped)
         self._outage_logged = False
+
+    def _lost(self, count: int, why: str) -> None:
+        self.dropped += count
+        if not self._outage_logged:  # once per outage, not once per event
+            log.warning("redis publish failed (%s); local subscribers still get events", why)
+            self._outage_logged = True
 
     async def subscribe(self, channel: str) -> Subscription:
         async with self._lock:
@@ -297,6 +361,16 @@ class RedisBroker:
                 self._fanout.deliver(key.removeprefix(self._prefix), data)
 
     async def close(self) -> None:
+        if self._sender is not None:
+            # What was published before shutdown still goes out, for as long as Redis answers in time.
+            self._flushed = asyncio.Event()
+            with contextlib.suppress(asyncio.QueueFull, TimeoutError):
+                self._outgoing.put_nowait(b"")
+                async with asyncio.timeout(self._publish_timeout * 2):
+                    await self._flushed.wait()
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, RedisError, ConnectionError):

@@ -23,6 +23,7 @@ from limits.redis_buckets import RedisBuckets
 from tests.conftest import serve
 from tests.factories import make_task
 from tests.limits.conftest import STILL, LimitedApp, seconds_to_restore, tiers
+from tests.redis_server import PrivateRedis
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the app needs a database
 
@@ -159,6 +160,36 @@ async def test_over_http_an_unreachable_redis_fails_open(limited_app: LimitedApp
         metrics = (await limited.http.get("/metrics")).text
     assert response.status_code == 200 and "errors" not in response.json()
     assert "tandem_rate_limiter_unavailable_total 1.0" in metrics
+
+
+@SQLITE_ONLY
+async def test_while_redis_is_down_each_instance_enforces_its_share(limited_app: LimitedApp, alice: User) -> None:
+    """Failing open is not "no limit": two instances share the Redis, so each admits half the tier."""
+    async with limited_app(redis_url=CLOSED_PORT, rate_tiers=tiers(capacity=50), instances=2) as limited:
+        answers = [await limited.query(TEN, as_user=alice) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    status = answers[1].json()["extensions"]["cost"]["throttleStatus"]
+    assert status["maximumAvailable"] == 25 and status["currentlyAvailable"] == 5  # the share, honestly
+    assert answers[2].json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+@SQLITE_ONLY
+async def test_redis_back_resumes_the_shared_bucket(settings: Settings, alice: User, token_for: Callable[..., str]) -> None:
+    with PrivateRedis() as server:
+        configured = settings.model_copy(update={
+            "redis_url": server.url, "rate_tiers": tiers(capacity=30), "rate_limit_redis_timeout_seconds": 0.2})
+        async with serve(configured) as http:
+            headers = {"Authorization": f"Bearer {token_for(alice)}", "Accept": "application/graphql-response+json"}
+
+            async def ask() -> int:
+                return (await http.post("/graphql", json={"query": TEN}, headers=headers)).status_code
+
+            assert await ask() == 200
+            server.stop()
+            assert [await ask() for _ in range(4)] == [200, 200, 200, 429]  # this instance's own 30, spent
+            server.start()  # empty: the caller's shared bucket starts full
+            await asyncio.sleep(5.2)  # the breaker's cool-down: the next charge probes Redis again
+            assert [await ask() for _ in range(4)] == [200, 200, 200, 429]  # Redis's bucket, not the spent one
 
 
 @SQLITE_ONLY
