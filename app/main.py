@@ -35,6 +35,7 @@ from app.secrets import secret_box
 from app.settings import Settings
 from app.tracing import tracing_extensions, tracing_middleware
 from auth.authenticate import Authenticator
+from auth.database_store import DatabaseStore
 from auth.external import ExternalIssuers
 from auth.keys import RS256, KeyStore
 from auth.oauth.browser import BrowserSessions, LoginThrottle
@@ -43,8 +44,9 @@ from auth.oauth.server import ServerConfig
 from auth.oauth.setup import authorization_server
 from auth.registration_limits import RegistrationLimits
 from auth.revocation import RevocationList
+from auth.revocation_records import RevocationRecords
 from auth.revocation_replica import RevocationReplica
-from auth.store import make_store
+from auth.store import RedisStore
 from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from db.reads import make_reads
@@ -65,14 +67,15 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
-def revocation_replica(settings: Settings, redis: RedisClient | None) -> RevocationReplica | None:
+def revocation_replica(settings: Settings, redis: RedisClient | None,
+                       records: RevocationRecords) -> RevocationReplica | None:
     """With Redis, this process's in-memory copy of the revocation list (no copy needed without)."""
     if redis is None:
         return None
     # The subscriber's connection never retries by itself: a drop must be noticed (see the replica).
     options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2, "socket_timeout": 5}
     replica = RevocationReplica(redis, lambda: listen(), sharded=isinstance(redis, RedisCluster),
-                                prefix=settings.redis_prefix)
+                                prefix=settings.redis_prefix, replay=records.unexpired)
 
     async def listen() -> Redis:
         if isinstance(redis, RedisCluster):
@@ -96,10 +99,15 @@ def create_app(settings: Settings) -> Starlette:
                                  socket_timeout=settings.redis_timeout_seconds,
                                  socket_connect_timeout=settings.redis_timeout_seconds) if settings.redis_url else None
     tokens = token_service(settings)
-    store = make_store(redis, settings.redis_prefix)  # revocation list, sign-in sessions, failed-login counters
-    revocations = RevocationList(store, access_token_ttl_seconds=settings.access_token_ttl_seconds,
-                                 fail_open=settings.revocation_fail_open, replica=revocation_replica(settings, redis),
-                                 timeout_seconds=settings.rate_limit_redis_timeout_seconds)
+    # Sign-in sessions, attempt counters and registration windows: in the database, so sign-in works
+    # without Redis. Revocations: in the database first, then Redis for every instance's memory.
+    store = DatabaseStore(sessions)
+    records = RevocationRecords(sessions)
+    revocations = RevocationList(RedisStore(redis, settings.redis_prefix) if redis is not None else None,
+                                 access_token_ttl_seconds=settings.access_token_ttl_seconds,
+                                 fail_open=settings.revocation_fail_open,
+                                 replica=revocation_replica(settings, redis, records),
+                                 timeout_seconds=settings.rate_limit_redis_timeout_seconds, records=records)
     external = ExternalIssuers(settings.trusted_issuers)
     authenticator = Authenticator(sessions, tokens, revocations, external)
     oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(

@@ -36,6 +36,7 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger("tandem.auth")
 
@@ -62,14 +63,17 @@ class RevocationReplica:
     def __init__(
         self, redis: Redis | RedisCluster, listen: Callable[[], Awaitable[Redis]], *, sharded: bool = False,
         heartbeat_seconds: float = 0.5, stale_after_seconds: float = 1.5, retry_seconds: float = 0.5,
-        prefix: str = "tandem:",
+        prefix: str = "tandem:", replay: Callable[[], Awaitable[list[tuple[str, int]]]] | None = None,
     ) -> None:
+        """`replay()`: revocations Redis may have missed (made while it was away), with their seconds
+        left; put back into Redis, and announced, each time this replica gets in sync."""
         self.redis = redis
         self.keys = f"{prefix}oauth:{REVOKED}"  # where `RedisStore(redis, prefix)` keeps revocations
         self._legacy_keys = f"{prefix}oauth:{_LEGACY}"
         self.channel = f"{self.keys}news"  # the keys' hash tag: one slot for the MULTI
         self.sharded = sharded
         self._listen = listen
+        self._replay = replay
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_after_seconds = stale_after_seconds
         self.retry_seconds = retry_seconds
@@ -95,6 +99,11 @@ class RevocationReplica:
     async def revoke(self, name: str, ttl_seconds: int) -> None:
         """Write the key and announce it in one MULTI: a replica that loads the list sees either both
         or neither, so no revocation falls between its SCAN and its subscription."""
+        await self._write(name, ttl_seconds)
+        # This instance's next request must not wait for the message to come back round.
+        self.remember(name, ttl_seconds)
+
+    async def _write(self, name: str, ttl_seconds: int) -> None:
         ttl = max(1, ttl_seconds)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys + name, "1", ex=ttl)
@@ -105,8 +114,6 @@ class RevocationReplica:
             else:
                 pipe.publish(self.channel, news)
             await pipe.execute()
-        # This instance's next request must not wait for the message to come back round.
-        self._remember(name, ttl)
 
     async def start(self) -> None:
         """Start following the channel; returns at once (until in sync, callers ask Redis)."""
@@ -122,7 +129,8 @@ class RevocationReplica:
             self._task = None
         self._trusted_until = 0.0
 
-    def _remember(self, name: str, ttl_seconds: float) -> None:
+    def remember(self, name: str, ttl_seconds: float) -> None:
+        """Known revoked here (memory vouches for what it holds, in sync or not)."""
         expires = time.monotonic() + ttl_seconds
         if expires > self._revoked.get(name, 0.0):
             self._revoked[name] = expires
@@ -131,7 +139,7 @@ class RevocationReplica:
         while not self._closing:
             try:
                 await self._follow()
-            except (RedisError, OSError, ReplicaOutOfSync) as exc:
+            except (RedisError, OSError, SQLAlchemyError, ReplicaOutOfSync) as exc:
                 self._trusted_until = 0.0
                 if self._closing:
                     return
@@ -150,6 +158,9 @@ class RevocationReplica:
             else:
                 await pubsub.subscribe(self.channel)
             await self._read_until(pubsub, "ssubscribe" if self.sharded else "subscribe")
+            if self._replay is not None:
+                for name, ttl in await self._replay():  # what was revoked while Redis was away
+                    await self._write(name, ttl)
             await self._load(listener)  # merged into memory: what we knew stays known
             await pubsub.ping()
             await self._read_until(pubsub, "pong")  # applies what was published during the load
@@ -200,7 +211,7 @@ class RevocationReplica:
             except (ValueError, TypeError, KeyError) as exc:
                 # Dropping it would mean missing a revocation: reload instead.
                 raise ReplicaOutOfSync(f"unreadable revocation message {message['data']!r:.100}") from exc
-            self._remember(name, ttl)
+            self.remember(name, ttl)
         return kind
 
     async def _load(self, listener: Redis) -> None:
@@ -229,8 +240,8 @@ class RevocationReplica:
         for key, pttl in zip(keys, ttls, strict=True):
             name = key.decode().removeprefix(prefix)
             if pttl == -1:  # set by hand without an expiry: revoked for as long as this process runs
-                self._remember(name, math.inf)
+                self.remember(name, math.inf)
             elif pttl > 0:
-                self._remember(name, pttl / 1000)
+                self.remember(name, pttl / 1000)
                 if copy:
                     await listener.set(self.keys + name, "1", px=pttl, nx=True)

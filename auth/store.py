@@ -1,8 +1,9 @@
-"""A small expiring key-value store: Redis when configured, this process's memory otherwise.
+"""A small expiring key-value store: the protocol, and its Redis implementation.
 
-The authorization server keeps short-lived shared state here: revoked token ids and sessions, browser
-sign-in sessions, failed-login counters. With Redis every instance sees the same state; keys live
-under `<prefix>oauth:` and each operation touches one key (or checks several with one EXISTS).
+The authorization server keeps short-lived shared state in one: browser sign-in sessions, attempt
+counters, registration windows (`auth/database_store.py`, in the database, so they need no Redis),
+and the revocations that every instance follows (`RedisStore`: keys under `<prefix>oauth:`, each
+operation on one key, or several of one hash tag checked with one EXISTS).
 """
 
 from __future__ import annotations
@@ -41,72 +42,6 @@ class Store(Protocol):
     async def hit(self, key: str, window_seconds: int) -> tuple[int, float]:
         """Record one hit now in a sliding window: the hits of the last `window_seconds` (this one
         included), and seconds until the oldest of them leaves the window."""
-
-
-class MemoryStore:
-    """For a single process (the default `make run`); expired entries are dropped as they are met."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[str, float]] = {}
-        self._windows: dict[str, list[float]] = {}
-
-    def _live(self, key: str) -> tuple[str, float] | None:
-        item = self._items.get(key)
-        if item is not None and item[1] <= time.monotonic():
-            del self._items[key]
-            return None
-        return item
-
-    def _sweep(self) -> None:
-        # Bounded work per write keeps the dict from growing with keys nobody reads again.
-        now = time.monotonic()
-        for key in [k for k, (_, expires) in list(self._items.items())[:64] if expires <= now]:
-            del self._items[key]
-
-    async def get(self, key: str) -> str | None:
-        item = self._live(key)
-        return item[0] if item else None
-
-    async def put(self, key: str, value: str, ttl_seconds: int) -> None:
-        self._sweep()
-        self._items[key] = (value, time.monotonic() + max(1, ttl_seconds))
-
-    async def pop(self, key: str) -> str | None:
-        item = self._live(key)
-        self._items.pop(key, None)
-        return item[0] if item else None
-
-    async def delete(self, key: str) -> None:
-        self._items.pop(key, None)
-
-    async def incr(self, key: str, ttl_seconds: int) -> int:
-        item = self._live(key)
-        if item is None:
-            self._sweep()
-            item = ("0", time.monotonic() + max(1, ttl_seconds))
-        count = int(item[0]) + 1
-        self._items[key] = (str(count), item[1])
-        return count
-
-    async def decr(self, key: str) -> None:
-        item = self._live(key)
-        if item is not None:
-            self._items[key] = (str(max(0, int(item[0]) - 1)), item[1])
-
-    async def ttl(self, key: str) -> int:
-        item = self._live(key)
-        return max(1, int(item[1] - time.monotonic())) if item else 0
-
-    async def any_exists(self, keys: list[str]) -> bool:
-        return any(self._live(key) is not None for key in keys)
-
-    async def hit(self, key: str, window_seconds: int) -> tuple[int, float]:
-        now = time.monotonic()
-        for stale in [k for k, hits in list(self._windows.items())[:64] if hits[-1] <= now - window_seconds]:
-            del self._windows[stale]  # bounded sweep, as for the other keys
-        hits = [t for t in self._windows.get(key, []) if t > now - window_seconds] + [now]
-        self._windows[key] = hits
-        return len(hits), hits[0] + window_seconds - now
 
 
 class RedisStore:
@@ -162,7 +97,3 @@ class RedisStore:
 
     async def any_exists(self, keys: list[str]) -> bool:
         return bool(keys) and int(await self.redis.exists(*(self.prefix + key for key in keys))) > 0
-
-
-def make_store(redis: Redis | RedisCluster | None, prefix: str = "tandem:") -> Store:
-    return RedisStore(redis, prefix) if redis is not None else MemoryStore()

@@ -16,3 +16,10 @@ async def insert_or_ignore(session: AsyncSession, model: Any, values: dict[str, 
     statement = module.insert(model).values(**values).on_conflict_do_nothing()
     result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def insert_or_update(model: Any, dialect: str, values: dict[str, Any], keys: list[str], update: dict[str, Any]) -> Any:
+    """`INSERT … ON CONFLICT (keys) DO UPDATE SET update` (its values may refer to the row's own
+    columns, and to `excluded`: see `excluded(model, dialect, values)`); returns the statement."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model).values(**values).on_conflict_do_update(index_elements=keys, set_=update)

@@ -1,5 +1,5 @@
-"""Periodic clean-up of what the REST layer stores: expired idempotency keys, old finished
-webhook deliveries (with their attempts and events) and old inbound receipts.
+"""Periodic clean-up of what is stored for a while: expired idempotency keys, sign-in entries and
+revocations, old finished webhook deliveries (with their attempts and events) and old inbound receipts.
 
 Runs as a worker job at most every `interval`; deleting is idempotent, so several instances doing
 it at once only repeat each other.
@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from auth import database_store, revocation_records
 from db.engine import Sessions
 from db.models import utcnow
 from db.webhooks import DeliveryStatus, InboundWebhook, ReceiptStatus, WebhookDelivery, WebhookEvent
@@ -39,6 +40,8 @@ class Housekeeping:
     async def clean(self) -> None:
         now = utcnow()
         await delete_expired(self.sessions)
+        await database_store.delete_expired(self.sessions)
+        await revocation_records.delete_expired(self.sessions)
         async with self.sessions.begin() as session:
             await session.execute(delete(WebhookDelivery).where(
                 WebhookDelivery.status != DeliveryStatus.PENDING.value,

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 import db.collaboration
 import db.oauth  # noqa: F401
-from db import idempotency, webhooks  # noqa: F401
+from db import expiring, idempotency, webhooks  # noqa: F401
 from db.engine import make_engine
 from db.migrate import alembic_config
 from db.models import Base

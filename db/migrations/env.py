@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 import db.collaboration
 import db.oauth  # noqa: F401 - registers the OAuth tables on Base.metadata
-from db import idempotency, webhooks  # noqa: F401  (their tables live on Base.metadata too)
+from db import expiring, idempotency, webhooks  # noqa: F401  (their tables live on Base.metadata too)
 from db.engine import make_engine
 from db.models import Base
 

@@ -1,4 +1,5 @@
-"""The expiring store behind revocation, sign-in sessions and login limits: memory and Redis alike."""
+"""The expiring store behind sign-in sessions, attempt limits and revocation: the database (SQLite and
+PostgreSQL) and Redis alike."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from auth.store import MemoryStore, RedisStore, Store
+from auth.database_store import DatabaseStore
+from auth.store import RedisStore, Store
+from db.engine import Sessions
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
+@pytest.fixture(params=["database", "redis"])
+async def store(request: pytest.FixtureRequest, redis_url: str, sessions: Sessions) -> AsyncIterator[Store]:
+    if request.param == "database":
+        yield DatabaseStore(sessions)
         return
     redis = Redis.from_url(redis_url)
     yield RedisStore(redis)

@@ -1,6 +1,6 @@
 """Redis stopped or hung (SIGSTOP) under a running app: GraphQL goes on (the limiter and the
-revocation check fail open), and what cannot be made safe without Redis — WebSocket tickets, the
-sign-in page's session — answers 503 with `Retry-After` in the REST error shape within the Redis
+revocation check asks the database), sign-in keeps working (its session is in the database), and
+what cannot be made safe without Redis — WebSocket tickets — answers 503 with `Retry-After` in the REST error shape within the Redis
 timeout, instead of a plain-text 500 or a request held until Redis wakes up."""
 
 from __future__ import annotations
@@ -47,6 +47,5 @@ async def test_redis_down_degrades_without_500s(settings: Settings, fault: str) 
                         "response_type": "code", "client_id": "tandem-demo", "state": "s",
                         "redirect_uri": "http://127.0.0.1:8000/graphql", "code_challenge": "x" * 43,
                         "code_challenge_method": "S256"})
-                    assert sign_in.status_code == 503, sign_in.text  # the sign-in session lives in Redis
-                    assert sign_in.json()["error"]["code"] == "INTERNAL_SERVER_ERROR"
+                    assert sign_in.status_code == 200, sign_in.text  # its session lives in the database
                     assert time.monotonic() - started < 10  # each waited at most a short timeout
