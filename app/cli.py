@@ -29,6 +29,22 @@ def _with_sessions(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T
     return asyncio.run(run())
 
 
+def _metrics_across_workers() -> None:
+    """prometheus_client's multiprocess mode: the workers write their values to one directory and a
+    scrape, whichever worker serves it, adds them up (app/metrics.py). Emptied at start: values of an
+    earlier run would count again."""
+    import tempfile
+    from pathlib import Path
+
+    from app.metrics import MULTIPROCESS_DIR
+
+    directory = os.environ.get(MULTIPROCESS_DIR) or tempfile.mkdtemp(prefix="tandem-metrics-")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR] = directory
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -41,8 +57,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.single_instance:
         os.environ["TANDEM_SINGLE_INSTANCE"] = "true"  # the workers build their settings from it
         settings = settings.model_copy(update={"single_instance": True})
-    if args.workers > 1 and "TANDEM_INSTANCES" not in os.environ:
-        os.environ["TANDEM_INSTANCES"] = str(args.workers)  # each worker's share while Redis is down
+    if args.workers > 1:
+        if "TANDEM_INSTANCES" not in os.environ:
+            os.environ["TANDEM_INSTANCES"] = str(args.workers)  # each worker's share while Redis is down
+        _metrics_across_workers()
     preflight.check(settings, workers=args.workers)  # unsafe production stops here, saying why
     secret_box(settings)  # and production without TANDEM_SECRET_KEY
     if (hint := preflight.issuer_hint(settings, args.host, args.port)) is not None:
@@ -50,7 +68,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         logging.getLogger("tandem.cli").warning(hint)
     token_service(settings)  # create the first signing key once, before workers race to do it
     print(f"Tandem on http://{args.host}:{args.port}/graphql  (GraphiQL: open it in a browser)", flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.main:app_from_environment", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=settings.log_level.lower(), access_log=False,  # ours: app/access_log.py
         log_config=uvicorn_log_config(settings.log_level, settings.log_json),
@@ -60,6 +78,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         server_header=False,
         http=CoalescingHttpToolsProtocol,  # one write per response (app/http_protocol.py)
     )
+    if args.workers > 1:
+        from app.workers import Workers
+
+        Workers(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
     return 0
 
 

@@ -11,6 +11,11 @@ body sent back to back, several pipelined answers). Flow control is untouched: p
 pending it writes at once, so the transport's own buffer limits and `pause_writing` apply as before;
 `close()` and `write_eof()` write what is pending first, `abort()` drops it. A WebSocket upgrade hands
 the plain transport to the WebSocket protocol.
+
+Shutting down, uvicorn closes idle keep-alive connections at once; a client that sent its next request
+in that instant gets no answer and cannot know whether it ran. Here an idle connection stays open for
+`DRAIN_SECONDS`: a request arriving meanwhile is answered with `Connection: close`, then the connection
+closes, so the client reconnects (elsewhere) knowing its request was answered, or never sent.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 FLUSH_BYTES = 64 * 1024
+DRAIN_SECONDS = 1.0
 
 
 class CoalescingTransport:
@@ -74,8 +80,26 @@ class CoalescingTransport:
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """Pass as uvicorn's `http` option (`tandem serve` does)."""
 
+    _draining = False
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def shutdown(self) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._draining = True
+            self.loop.call_later(DRAIN_SECONDS, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False  # its answer is the last: `Connection: close`
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def handle_websocket_upgrade(self) -> None:
         wrapped = self.transport

@@ -69,9 +69,11 @@ def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics
         return AppLimits([], None, websocket)
     buckets: Buckets
     if redis is not None:
+        latency = metrics.redis_latency.labels("rate_limit_charge")
         redis_buckets = RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds,
-                                     prefix=settings.redis_prefix)
-        metrics.rate_limiter_breaker_open.set_function(lambda: float(redis_buckets.breaker.state != "closed"))
+                                     prefix=settings.redis_prefix, on_latency=latency.observe)
+        metrics.sample(metrics.redis_breaker_open.labels("rate_limiter"),
+                       lambda: float(redis_buckets.breaker.state != "closed"))
         # Failing open, an outage falls back to this instance's share rather than to no limit at all.
         buckets = FallbackBuckets(redis_buckets, instances=settings.instances,
                                   on_fallback=metrics.rate_limiter_unavailable.inc) \

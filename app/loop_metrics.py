@@ -3,17 +3,21 @@
 prometheus_client takes a lock on every `inc()` and `observe()`, and a request updates four of its
 metrics (requests, latency, executor, document cache): ~4 µs of a `{ __typename }` request in-process,
 more served (bench/typename.py). These keep plain numbers instead, updated on the event loop's thread
-(the only one that serves requests), and hand them to Prometheus when it scrapes, as a collector in the
-app's registry: names, help, label names, buckets and sample order as the classes they stand in for.
+(the only one that serves requests), and add them to the real prometheus_client metric behind them on
+`flush()`: before each scrape, and every second (with several workers the scrape is served by one of
+them, and each worker's numbers reach the shared multiprocess files that way).
+
+Flushing a histogram adds to its per-bucket counts and sum directly (`_buckets`, `_sum`: private to
+prometheus_client, hence its bounded version in pyproject.toml); observing each value again would
+need the values, not their counts.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class _Count:
@@ -31,10 +35,9 @@ class LoopCounter:
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
         self.name = name
-        self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self.metric = Counter(name, documentation, self.labelnames, registry=registry)
         self._children: dict[tuple[str, ...], _Count] = {}
-        registry.register(self)
 
     def labels(self, *values: str) -> _Count:
         if len(values) != len(self.labelnames):
@@ -44,11 +47,11 @@ class LoopCounter:
             child = self._children[values] = _Count()
         return child
 
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+    def flush(self) -> None:
         for values, child in list(self._children.items()):
-            family.add_metric(list(values), child.value)
-        yield family
+            if child.value:
+                amount, child.value = child.value, 0.0
+                self.metric.labels(*values).inc(amount)
 
 
 class _Observations:
@@ -71,12 +74,9 @@ class LoopHistogram:
         self, name: str, documentation: str, labelname: str, registry: CollectorRegistry, buckets: Sequence[float],
     ) -> None:
         self.name = name
-        self.documentation = documentation
-        self.labelname = labelname
         self.bounds = tuple(sorted(float(bound) for bound in buckets))
-        self._le = [repr(bound) for bound in self.bounds] + ["+Inf"]  # as prometheus_client writes them
+        self.metric = Histogram(name, documentation, [labelname], registry=registry, buckets=self.bounds)
         self._children: dict[str, _Observations] = {}
-        registry.register(self)
 
     def labels(self, value: str) -> _Observations:
         child = self._children.get(value)
@@ -84,13 +84,14 @@ class LoopHistogram:
             child = self._children[value] = _Observations(self.bounds)
         return child
 
-    def collect(self) -> Iterator[Metric]:
-        metric = Metric(self.name, self.documentation, "histogram")
+    def flush(self) -> None:
         for value, child in list(self._children.items()):
-            total = 0
-            for le, count in zip(self._le, child.counts, strict=True):
-                total += count
-                metric.add_sample(f"{self.name}_bucket", {"le": le, self.labelname: value}, total)
-            metric.add_sample(f"{self.name}_count", {self.labelname: value}, total)
-            metric.add_sample(f"{self.name}_sum", {self.labelname: value}, child.sum)
-        yield metric
+            if not child.sum and not any(child.counts):
+                continue
+            counts, total = child.counts, child.sum
+            child.counts, child.sum = [0] * len(counts), 0.0
+            target = self.metric.labels(value)
+            for index, count in enumerate(counts):  # the same buckets, +Inf last, per bucket
+                if count:
+                    target._buckets[index].inc(count)
+            target._sum.inc(total)

@@ -53,6 +53,7 @@ from db.reads import make_reads
 from db.request_transaction import JoiningSessions
 from limits.introspection import IntrospectionPolicy
 from persisted_queries.document_cache import DOCUMENT_MEMO
+from realtime.broker import Broker
 from resolvers.context import Limits
 from rest import errors, health, ws_tickets
 from schema import build_schema
@@ -84,6 +85,21 @@ def revocation_replica(settings: Settings, redis: RedisClient | None,
         return Redis.from_url(settings.redis_url, **options)
 
     return replica
+
+
+def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, broker: Broker) -> None:
+    """What metrics sample from the parts themselves on each flush."""
+    for name, pool in engines.items():
+        metrics.sample_pool(name, pool)
+    metrics.sample(metrics.websocket_connections, lambda: len(sockets.open))
+    metrics.sample(metrics.websocket_subscriptions,
+                   lambda: sum(len(socket.limits.subscriptions) for socket in sockets.open))
+    metrics.sample_total(metrics.realtime_deliveries, lambda: broker.counts()[0])
+    metrics.sample_total(metrics.realtime_dropped.labels("slow_subscriber"), lambda: broker.counts()[1])
+    metrics.sample_total(metrics.realtime_dropped.labels("redis_unavailable"), lambda: broker.counts()[2])
+    gate = getattr(broker, "gate", None)
+    if gate is not None and hasattr(gate, "state"):
+        metrics.sample(metrics.redis_breaker_open.labels("publisher"), lambda: float(gate.state != "closed"))
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -134,6 +150,9 @@ def create_app(settings: Settings) -> Starlette:
     tickets = ticket_store(settings, redis)
     sockets = Sockets()
 
+    observe(metrics, engines={"app": engine.sync_engine.pool, **{f"reads{n}": read.pool for n, read in
+                                                                 enumerate(reads.engines)}},
+            sockets=sockets, broker=realtime.broker)
     tracing = tracing_extensions(settings)
     introspection = IntrospectionPolicy(settings.introspection_mode)
     schema = build_schema(extensions=[
@@ -165,7 +184,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     node_modules = settings.node_modules_dir or node_modules_dir()
     rest_layer = build_rest_layer(settings, sessions=sessions, redis=redis, tokens=tokens, limits=limits,
-                                  node_modules=node_modules, secrets=secrets)
+                                  node_modules=node_modules, secrets=secrets, metrics=metrics)
+    for name, background in zip(("worker", "idempotency"), rest_layer.engines, strict=True):
+        metrics.sample_pool(name, background.sync_engine.pool)
     graphql_ws = GraphQLWebSocket(
         schema, context_factory, tickets, sockets, query_limits.websocket, persisted,
         connection_init_timeout=settings.ws_connection_init_timeout_seconds,
@@ -199,7 +220,7 @@ def create_app(settings: Settings) -> Starlette:
         await realtime.start()
         await revocations.start()  # follows revocations in memory once in sync; until then asks Redis
         try:
-            async with persisted.running():  # loads the trusted manifests, then watches them
+            async with persisted.running(), metrics.flushing():  # manifests loaded and watched; metrics
                 yield
         finally:
             # Subscribers reconnect (to another instance, or to this one once it is back).

@@ -7,7 +7,7 @@ To describe another REST endpoint in `/openapi.json`, add its module's `OPERATIO
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from app.metrics import Metrics
 from app.settings import Settings
 from auth.tokens import TokenService
 from db.engine import Sessions, make_engine, make_sessions, make_transaction_engine
@@ -68,6 +69,14 @@ class RestLayer:
         await self.inbound.close()
 
 
+def _counted(metrics: Metrics) -> Callable[[str, float], None]:
+    def on_attempt(outcome: str, lag_seconds: float) -> None:
+        metrics.webhook_attempts.labels(outcome).inc()
+        metrics.webhook_lag.observe(max(0.0, lag_seconds))
+
+    return on_attempt
+
+
 def build_rest_layer(
     settings: Settings,
     *,
@@ -77,6 +86,7 @@ def build_rest_layer(
     limits: Limits,
     node_modules: Path,
     secrets: SecretBox,
+    metrics: Metrics,
 ) -> RestLayer:
     sources = by_name(settings.webhook_sources)
     # The worker has a connection pool of its own: a burst of deliveries cannot take the
@@ -92,6 +102,7 @@ def build_rest_layer(
         retry_base_seconds=settings.webhook_retry_base_seconds,
         retry_max_seconds=settings.webhook_retry_max_seconds,
         lease_seconds=settings.webhook_lease_seconds,
+        on_attempt=_counted(metrics),
     ), http)
     inbound = InboundProcessor(
         worker_sessions, settings.database_url, sources, limits,

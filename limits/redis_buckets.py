@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
@@ -64,12 +65,14 @@ class RedisBuckets:
     def __init__(
         self, redis: Redis | RedisCluster, *, timeout: float = 0.5, flush_delay: float = 0.1, max_in_flight: int = 32,
         prefix: str = "tandem:", breaker: Breaker | None = None,
+        on_latency: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._redis = redis
         self.breaker = breaker or Breaker()
         self._key_prefix = f"{prefix}ratelimit:"
         self._script = redis.register_script(CHARGE)
         self._timeout = timeout
+        self._on_latency = on_latency  # how long each answered charge took (metrics)
         self._flush_delay = flush_delay
         self._turns = asyncio.Semaphore(max_in_flight)
         self._pending: dict[str, tuple[int, Policy, float]] = {}  # key -> (points, policy, waiting since)
@@ -79,6 +82,7 @@ class RedisBuckets:
         refund, _, _ = self._pending.pop(key, (0, policy, 0.0))
         if not self.breaker.allow():
             raise BucketsUnavailable("Redis failed repeatedly; not asking it again for a moment")
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout), self._turns:
                 charged, points = await self._script(
@@ -90,6 +94,7 @@ class RedisBuckets:
             self.breaker.failure()
             raise BucketsUnavailable(f"{type(exc).__name__}: {exc}") from exc
         self.breaker.success()
+        self._on_latency(time.perf_counter() - started)
         return Verdict(bool(charged), float(points), policy)
 
     def refund(self, key: str, amount: int, policy: Policy) -> None:

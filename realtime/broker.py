@@ -65,8 +65,9 @@ class SubscriberOverflow(Exception):
 class Subscription:
     """One subscriber's view of one channel: an async iterator over the messages (bytes)."""
 
-    def __init__(self, channel: str, queue_size: int, release: Any) -> None:
+    def __init__(self, channel: str, queue_size: int, release: Any, on_overflow: Any = None) -> None:
         self.channel = channel
+        self._on_overflow = on_overflow
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(queue_size)
         self._release = release
         self.overflowed = False
@@ -80,6 +81,8 @@ class Subscription:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
             self.overflowed = True
+            if self._on_overflow is not None:
+                self._on_overflow()
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(b"")  # wakes a waiting reader so it sees the overflow
 
@@ -125,6 +128,10 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
+    def counts(self) -> tuple[int, int, int]:
+        """Running totals for metrics: delivered here, subscribers cut off, messages other instances
+        never got."""
+
 
 class _Fanout:
     """This process's subscribers, by channel."""
@@ -132,10 +139,15 @@ class _Fanout:
     def __init__(self, queue_size: int) -> None:
         self.queue_size = queue_size
         self.channels: dict[str, set[Subscription]] = {}
+        self.delivered = 0  # messages handed to subscribers here (for metrics)
+        self.overflowed = 0  # subscribers cut off for falling behind
+
+    def _count_overflow(self) -> None:
+        self.overflowed += 1
 
     def add(self, channel: str, release: Any) -> tuple[Subscription, bool]:
         """The new subscription, and whether it is the channel's first one here."""
-        subscription = Subscription(channel, self.queue_size, release)
+        subscription = Subscription(channel, self.queue_size, release, self._count_overflow)
         subscribers = self.channels.setdefault(channel, set())
         subscribers.add(subscription)
         return subscription, len(subscribers) == 1
@@ -152,8 +164,11 @@ class _Fanout:
         return True
 
     def deliver(self, channel: str, message: bytes) -> None:
-        for subscription in list(self.channels.get(channel, ())):
-            subscription.deliver(message)
+        subscribers = self.channels.get(channel)
+        if subscribers:
+            self.delivered += len(subscribers)
+            for subscription in list(subscribers):
+                subscription.deliver(message)
 
 
 class MemoryBroker:
@@ -171,6 +186,9 @@ class MemoryBroker:
 
     async def _release(self, subscription: Subscription) -> None:
         self._fanout.remove(subscription)
+
+    def counts(self) -> tuple[int, int, int]:
+        return self._fanout.delivered, self._fanout.overflowed, 0
 
     async def start(self) -> None:
         return None
@@ -225,6 +243,13 @@ class RedisBroker:
 
     def _key(self, channel: str) -> str:
         return f"{self._prefix}{channel}"
+
+    @property
+    def gate(self) -> Gate:
+        return self._gate
+
+    def counts(self) -> tuple[int, int, int]:
+        return self._fanout.delivered, self._fanout.overflowed, self.dropped
 
     async def start(self) -> None:
         # Connects on the first subscription: an app whose Redis is down still starts (and

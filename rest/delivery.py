@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -58,6 +59,8 @@ class DeliveryConfig:
     retry_max_seconds: float = 3600.0
     lease_seconds: float = 120.0
     batch_size: int = 20
+    # Told of every attempt: its outcome and how late it was (seconds after it was due), for metrics.
+    on_attempt: Callable[[str, float], None] = lambda outcome, lag_seconds: None
     disable_after: timedelta = DISABLE_AFTER
     give_up_after: timedelta = GIVE_UP_AFTER
 
@@ -81,6 +84,7 @@ class _Claimed:
     secrets: tuple[str, ...]
     message_id: str
     payload: str
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,8 @@ class Deliverer:
             if not ids:
                 return []
             found = await session.execute(
-                select(WebhookDelivery.id, WebhookEndpoint, WebhookEvent.message_id, WebhookEvent.payload)
+                select(WebhookDelivery.id, WebhookEndpoint, WebhookEvent.message_id, WebhookEvent.payload,
+                       WebhookDelivery.next_attempt_at)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                 .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
                 .where(WebhookDelivery.id.in_(ids))
@@ -159,8 +164,8 @@ class Deliverer:
             )
             return [
                 _Claimed(delivery_id, endpoint.id, endpoint.url, _secrets(endpoint, now, self.config.secrets),
-                         message_id, payload)
-                for delivery_id, endpoint, message_id, payload in found.all()
+                         message_id, payload, due_at)
+                for delivery_id, endpoint, message_id, payload, due_at in found.all()
             ]
 
     async def _send_in_order(self, items: list[_Claimed], token: str) -> None:
@@ -169,6 +174,7 @@ class Deliverer:
                 await self._release([i.delivery_id for i in items[index:]], token)
                 return
             result = await self._attempt(item)
+            self.config.on_attempt(result.outcome.value, (result.attempted_at - item.due_at).total_seconds())
             await self._record(item, result, token)
 
     async def _attempt(self, item: _Claimed) -> _Result:
