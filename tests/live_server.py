@@ -148,18 +148,25 @@ def server_processes(env: dict[str, str], count: int, *, startup_timeout: float 
 
 
 @contextlib.contextmanager
-def server_process(env: dict[str, str], *, startup_timeout: float = 60) -> Iterator[tuple[str, int]]:
-    """One `tandem serve` process: its base URL and its process id (to read its `/proc` counters)."""
-    with _serving(env, 1, startup_timeout) as running:
+def server_process(env: dict[str, str], *, startup_timeout: float = 60, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """One `tandem serve` process (with `workers`: `--workers`): its base URL and its process id (to
+    read its `/proc` counters, or signal it)."""
+    with _serving(env, 1, startup_timeout, workers) as running:
         yield running[0]
 
 
+def wait_for_exit(pid: int) -> None:
+    """Until the server process `pid` (one of ours) has exited."""
+    os.waitpid(pid, 0)
+
+
 @contextlib.contextmanager
-def _serving(env: dict[str, str], count: int, startup_timeout: float) -> Iterator[list[tuple[str, int]]]:
+def _serving(env: dict[str, str], count: int, startup_timeout: float,
+             workers: int = 1) -> Iterator[list[tuple[str, int]]]:
     ports = [_free_port() for _ in range(count)]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", _HOST, "--port", str(port)],
+            [sys.executable, "-m", "app.cli", "serve", "--host", _HOST, "--port", str(port), "--workers", str(workers)],
             cwd=_ROOT, env={**os.environ, "TANDEM_LOG_LEVEL": "WARNING", **env},
         )
         for port in ports

@@ -7,42 +7,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
 
 from app.settings import Settings
-from tests.redis_server import free_port
+from tests.live_server import server_process, wait_for_exit
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_stopping_under_load_drops_no_answer(settings: Settings) -> None:
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "PROMETHEUS_"))},
-           "TANDEM_DATABASE_URL": settings.database_url, "TANDEM_KEYS_DIR": str(settings.keys_dir),
-           "TANDEM_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/graphql"
+    env = {"TANDEM_DATABASE_URL": settings.database_url, "TANDEM_KEYS_DIR": str(settings.keys_dir)}
     outcomes: Counter[str] = Counter()
     closing_answers = 0
     stop = asyncio.Event()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                await asyncio.sleep(0.2)
+    with server_process(env, workers=2) as (base, pid):
+        url = f"{base}/graphql"
 
         async def client() -> None:
             nonlocal closing_answers
@@ -63,14 +45,11 @@ async def test_stopping_under_load_drops_no_answer(settings: Settings) -> None:
 
         clients = [asyncio.ensure_future(client()) for _ in range(8)]
         await asyncio.sleep(1.5)
-        server.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(server.wait, 30)
+        os.kill(pid, signal.SIGTERM)
+        await asyncio.wait_for(asyncio.to_thread(wait_for_exit, pid), 30)
         await asyncio.sleep(0.3)
         stop.set()
         await asyncio.gather(*clients)
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert outcomes["200"] > 50
     assert {key for key in outcomes if key.startswith("lost")} == set(), outcomes
     assert set(outcomes) <= {"200", "refused"}, outcomes

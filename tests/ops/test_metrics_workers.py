@@ -4,21 +4,16 @@ requests (prometheus_client's multiprocess mode), and shows each worker's proces
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.settings import Settings
-from tests.redis_server import free_port
+from tests.live_server import server_process
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = 40
 
 
@@ -29,36 +24,18 @@ def _count(exposition: str) -> float:
 
 
 async def test_metrics_add_up_across_workers(settings: Settings, tmp_path: Path) -> None:
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("TANDEM_", "PROMETHEUS_"))},
-           "TANDEM_DATABASE_URL": settings.database_url, "TANDEM_KEYS_DIR": str(settings.keys_dir),
-           "TANDEM_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not start"
-                await asyncio.sleep(0.2)
-            # Fresh connections, so the kernel spreads them over both workers.
-            for _ in range(REQUESTS):
-                async with httpx.AsyncClient(timeout=10) as one:
-                    assert (await one.post(f"{url}/graphql", json={"query": "{ __typename }"})).status_code == 200
-            await asyncio.sleep(1.5)  # each worker flushes its lock-free counters every second
-            scrapes = []
-            for _ in range(6):
-                async with httpx.AsyncClient(timeout=10) as one:
-                    scrapes.append((await one.get(f"{url}/metrics")).text)
-    finally:
-        server.terminate()
-        server.wait(20)
+    env = {"TANDEM_DATABASE_URL": settings.database_url, "TANDEM_KEYS_DIR": str(settings.keys_dir),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    with server_process(env, workers=2) as (url, _):
+        # Fresh connections, so the kernel spreads them over both workers.
+        for _ in range(REQUESTS):
+            async with httpx.AsyncClient(timeout=10) as one:
+                assert (await one.post(f"{url}/graphql", json={"query": "{ __typename }"})).status_code == 200
+        await asyncio.sleep(1.5)  # each worker flushes its lock-free counters every second
+        scrapes = []
+        for _ in range(6):
+            async with httpx.AsyncClient(timeout=10) as one:
+                scrapes.append((await one.get(f"{url}/metrics")).text)
     assert [_count(text) for text in scrapes] == [REQUESTS] * 6  # not one worker's share, then the other's
     pids = set(re.findall(r'^tandem_process_resident_memory_bytes\{pid="(\d+)"\}', scrapes[-1], re.MULTILINE))
     assert len(pids) == 2
