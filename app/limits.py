@@ -14,6 +14,7 @@ from redis.asyncio import Redis, RedisCluster
 
 from app.metrics import Metrics
 from app.settings import RateTier, Settings
+from limits.breaker import Breaker
 from limits.buckets import Buckets, MemoryBuckets, Policy
 from limits.connection_slots import ConnectionSlots, MemorySlots, RedisSlots
 from limits.cost_limit import CostLimit, CostLimitConfig
@@ -63,7 +64,8 @@ def websocket_limiter(settings: Settings, redis: Redis | RedisCluster | None) ->
     return WebSocketLimiter(policy, slots)
 
 
-def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics: Metrics) -> AppLimits:
+def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics: Metrics,
+                 breaker: Breaker | None = None) -> AppLimits:
     websocket = websocket_limiter(settings, redis)
     if not settings.limits_enabled:
         return AppLimits([], None, websocket)
@@ -71,9 +73,7 @@ def build_limits(settings: Settings, redis: Redis | RedisCluster | None, metrics
     if redis is not None:
         latency = metrics.redis_latency.labels("rate_limit_charge")
         redis_buckets = RedisBuckets(redis, timeout=settings.rate_limit_redis_timeout_seconds,
-                                     prefix=settings.redis_prefix, on_latency=latency.observe)
-        metrics.sample(metrics.redis_breaker_open.labels("rate_limiter"),
-                       lambda: float(redis_buckets.breaker.state != "closed"))
+                                     prefix=settings.redis_prefix, on_latency=latency.observe, breaker=breaker)
         # Failing open, an outage falls back to this instance's share rather than to no limit at all.
         buckets = FallbackBuckets(redis_buckets, instances=settings.instances,
                                   on_fallback=metrics.rate_limiter_unavailable.inc) \

@@ -51,6 +51,7 @@ from auth.tokens import TokenService
 from db.engine import make_engine, make_sessions
 from db.reads import make_reads
 from db.request_transaction import JoiningSessions
+from limits.breaker import Breaker
 from limits.introspection import IntrospectionPolicy
 from persisted_queries.document_cache import DOCUMENT_MEMO
 from realtime.broker import Broker
@@ -87,8 +88,10 @@ def revocation_replica(settings: Settings, redis: RedisClient | None,
     return replica
 
 
-def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, broker: Broker) -> None:
+def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, broker: Broker,
+            redis_breaker: Breaker) -> None:
     """What metrics sample from the parts themselves on each flush."""
+    metrics.sample(metrics.redis_breaker_open, lambda: float(redis_breaker.state != "closed"))
     for name, pool in engines.items():
         metrics.sample_pool(name, pool)
     metrics.sample(metrics.websocket_connections, lambda: len(sockets.open))
@@ -97,9 +100,6 @@ def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, brok
     metrics.sample_total(metrics.realtime_deliveries, lambda: broker.counts()[0])
     metrics.sample_total(metrics.realtime_dropped.labels("slow_subscriber"), lambda: broker.counts()[1])
     metrics.sample_total(metrics.realtime_dropped.labels("redis_unavailable"), lambda: broker.counts()[2])
-    gate = getattr(broker, "gate", None)
-    if gate is not None and hasattr(gate, "state"):
-        metrics.sample(metrics.redis_breaker_open.labels("publisher"), lambda: float(gate.state != "closed"))
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -114,6 +114,9 @@ def create_app(settings: Settings) -> Starlette:
     redis = redis_client.connect(settings.redis_url, cluster=settings.redis_cluster,
                                  socket_timeout=settings.redis_timeout_seconds,
                                  socket_connect_timeout=settings.redis_timeout_seconds) if settings.redis_url else None
+    # One breaker for everything that asks Redis on a request's way (limiter, revocation check, tickets,
+    # publishing): a hung Redis opens it after a few timeouts, and each of them stops waiting for it.
+    redis_breaker = Breaker(cooldown=2.0)
     tokens = token_service(settings)
     # Sign-in sessions, attempt counters and registration windows: in the database, so sign-in works
     # without Redis. Revocations: in the database first, then Redis for every instance's memory.
@@ -123,7 +126,8 @@ def create_app(settings: Settings) -> Starlette:
                                  access_token_ttl_seconds=settings.access_token_ttl_seconds,
                                  fail_open=settings.revocation_fail_open,
                                  replica=revocation_replica(settings, redis, records),
-                                 timeout_seconds=settings.rate_limit_redis_timeout_seconds, records=records)
+                                 timeout_seconds=settings.rate_limit_redis_timeout_seconds, records=records,
+                                 gate=redis_breaker)
     external = ExternalIssuers(settings.trusted_issuers)
     authenticator = Authenticator(sessions, tokens, revocations, external)
     oauth_server = authorization_server(sessions, tokens, revocations, external, ServerConfig(
@@ -145,14 +149,14 @@ def create_app(settings: Settings) -> Starlette:
                     max_tasks_per_user=settings.max_tasks_per_user,
                     max_snapshots_per_document=settings.max_snapshots_per_document)
     persisted = PersistedQueries(settings, redis, metrics)
-    query_limits = build_limits(settings, redis, metrics)
-    realtime = build_realtime(settings, sessions, redis)
-    tickets = ticket_store(settings, redis)
+    query_limits = build_limits(settings, redis, metrics, redis_breaker)
+    realtime = build_realtime(settings, sessions, redis, redis_breaker)
+    tickets = ticket_store(settings, redis, redis_breaker)
     sockets = Sockets()
 
     observe(metrics, engines={"app": engine.sync_engine.pool, **{f"reads{n}": read.pool for n, read in
                                                                  enumerate(reads.engines)}},
-            sockets=sockets, broker=realtime.broker)
+            sockets=sockets, broker=realtime.broker, redis_breaker=redis_breaker)
     tracing = tracing_extensions(settings)
     introspection = IntrospectionPolicy(settings.introspection_mode)
     schema = build_schema(extensions=[

@@ -95,8 +95,8 @@ class Metrics:
         )
         # Redis.
         self.redis_breaker_open = Gauge(
-            "tandem_redis_breaker_open", "1 while a Redis circuit breaker refuses calls, by who holds it.",
-            ["breaker"], registry=self.registry, multiprocess_mode="livemax",
+            "tandem_redis_breaker_open", "1 while the Redis circuit breaker refuses calls (Redis failed repeatedly).",
+            registry=self.registry, multiprocess_mode="livemax",
         )
         self.redis_latency = LoopHistogram(  # a charge per request: lock-free
             "tandem_redis_command_duration_seconds", "Time Redis took to answer, by operation.", "operation",

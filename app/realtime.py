@@ -15,10 +15,11 @@ from realtime.hub import Realtime
 from realtime.presence import Presence
 
 
-def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisCluster | None) -> Realtime:
+def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisCluster | None,
+                   breaker: Breaker | None = None) -> Realtime:
     broker: Broker = (
         RedisBroker(redis, settings.redis_prefix, settings.realtime_queue_size,
-                    publish_timeout=settings.rate_limit_redis_timeout_seconds, gate=Breaker(),
+                    publish_timeout=settings.rate_limit_redis_timeout_seconds, gate=breaker,
                     # No read timeout: an idle subscription reads nothing for as long as nothing happens.
                     listener=redis_client.connect(settings.redis_url, cluster=settings.redis_cluster)
                     if settings.redis_url else None)
@@ -37,7 +38,7 @@ def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisC
     return Realtime(sessions, broker, documents, presence, recheck_seconds=settings.realtime_recheck_seconds)
 
 
-def ticket_store(settings: Settings, redis: Redis | RedisCluster | None) -> TicketStore:
+def ticket_store(settings: Settings, redis: Redis | RedisCluster | None, breaker: Breaker | None = None) -> TicketStore:
     if redis is not None:
-        return RedisTickets(redis, settings.redis_prefix, settings.ws_ticket_ttl_seconds)
+        return RedisTickets(redis, settings.redis_prefix, settings.ws_ticket_ttl_seconds, gate=breaker)
     return MemoryTickets(settings.ws_ticket_ttl_seconds)

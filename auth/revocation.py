@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from auth.revocation_records import RevocationRecords
 from auth.revocation_replica import REVOKED, RevocationReplica
-from auth.store import Store
+from auth.store import Gate, Store
 from auth.tokens import LEEWAY_SECONDS
 
 log = logging.getLogger("tandem.auth")
@@ -34,11 +34,12 @@ class RevocationList:
     def __init__(
         self, store: Store | None, *, access_token_ttl_seconds: int, fail_open: bool = True,
         replica: RevocationReplica | None = None, timeout_seconds: float = 0.5,
-        records: RevocationRecords | None = None,
+        records: RevocationRecords | None = None, gate: Gate | None = None,
     ) -> None:
         """`store`: Redis (with `replica`), where other instances look; `records`: the database."""
         self.store = store
         self.records = records
+        self.gate = gate  # the app's Redis breaker: while open, go straight to the database
         # A hung Redis must not hold every signed-in request: past this, Redis "does not answer".
         self.timeout_seconds = timeout_seconds
         self.replica = replica
@@ -100,13 +101,21 @@ class RevocationList:
                 return False
         elif (known := self.replica.lookup(names)) is not None:
             return known
-        else:
+        elif self.gate is None or self.gate.allow():
             try:
                 async with asyncio.timeout(self.timeout_seconds):
                     assert self.store is not None
-                    return await self.store.any_exists([REVOKED + name for name in names])
+                    found = await self.store.any_exists([REVOKED + name for name in names])
             except (RedisError, OSError, TimeoutError) as exc:
                 failure = exc
+                if self.gate is not None:
+                    self.gate.failure()
+            else:
+                if self.gate is not None:
+                    self.gate.success()
+                return found
+        else:
+            failure = ConnectionError("Redis failed repeatedly; not asking it for a moment")
         if self.records is not None:
             try:
                 async with asyncio.timeout(self.timeout_seconds):

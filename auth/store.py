@@ -18,6 +18,17 @@ from redis.asyncio import Redis, RedisCluster
 _DECR_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
 
+class Gate(Protocol):
+    """A circuit breaker around Redis (limits.breaker.Breaker, shared by every part that asks Redis
+    on a request's way): whether to ask now, and how that went."""
+
+    def allow(self) -> bool: ...
+
+    def success(self) -> None: ...
+
+    def failure(self) -> None: ...
+
+
 class Store(Protocol):
     async def get(self, key: str) -> str | None: ...
 

@@ -8,11 +8,17 @@ so a ticket never outlives its token.
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import time
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from auth.store import Gate
 
 TTL_SECONDS = 30
 
@@ -52,23 +58,43 @@ class MemoryTickets:
 
 
 class RedisTickets:
-    def __init__(self, redis: Redis | RedisCluster, prefix: str, ttl_seconds: int = TTL_SECONDS) -> None:
+    """`gate`: the app's Redis breaker; while it is open a ticket fails at once (503) instead of each
+    waiting out a hung Redis."""
+
+    def __init__(self, redis: Redis | RedisCluster, prefix: str, ttl_seconds: int = TTL_SECONDS,
+                 gate: Gate | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
+        self.gate = gate
+
+    async def _call(self, command: Awaitable[Any]) -> Any:
+        if self.gate is not None and not self.gate.allow():
+            if inspect.iscoroutine(command):
+                command.close()
+            raise RedisConnectionError("Redis failed repeatedly; not asking it again for a moment")
+        try:
+            result = await command
+        except (RedisError, OSError, TimeoutError):
+            if self.gate is not None:
+                self.gate.failure()
+            raise
+        if self.gate is not None:
+            self.gate.success()
+        return result
 
     def _key(self, ticket: str) -> str:
         return f"{self.prefix}ws-ticket:{ticket}"
 
     async def issue(self, token: str) -> str:
         ticket = _new_ticket()
-        await self.redis.set(self._key(ticket), token, ex=self.ttl_seconds)
+        await self._call(self.redis.set(self._key(ticket), token, ex=self.ttl_seconds))
         return ticket
 
     async def redeem(self, ticket: str) -> str | None:
         if not ticket or len(ticket) > 100:
             return None
-        found = await self.redis.getdel(self._key(ticket))
+        found = await self._call(self.redis.getdel(self._key(ticket)))
         if found is None:
             return None
         return found.decode() if isinstance(found, bytes) else str(found)
