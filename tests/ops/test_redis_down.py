@@ -5,6 +5,7 @@ timeout, instead of a plain-text 500 or a request held until Redis wakes up."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -49,3 +50,13 @@ async def test_redis_down_degrades_without_500s(settings: Settings, fault: str) 
                         "code_challenge_method": "S256"})
                     assert sign_in.status_code == 200, sign_in.text  # its session lives in the database
                     assert time.monotonic() - started < 10  # each waited at most a short timeout
+                    await asyncio.sleep(2)  # the revocation replica stops vouching (no PONG for 1.5 s)
+                    started = time.monotonic()
+                    for _ in range(20):
+                        query = await http.post("/graphql", json={"query": "{ viewer { name } }"}, headers=signed_in)
+                        assert query.status_code == 200
+                    tickets = [(await http.post("/auth/ws-ticket", headers=signed_in)).status_code for _ in range(5)]
+                    assert tickets == [503] * 5
+                    # The Redis breaker is open: neither the limiter nor the revocation check nor a ticket
+                    # waits for Redis any more (each would have waited 0.5 s: 12 s in all).
+                    assert time.monotonic() - started < 3
