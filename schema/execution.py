@@ -50,6 +50,7 @@ from graphql import (
     is_non_null_type,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_fields
+from graphql.execution.executor import RefMap
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from strawberry.permission import BasePermission, PermissionExtension
@@ -133,6 +134,16 @@ class BatchedExecutor(StrawberryGraphQLCoreExecutionContext):
     """
 
     document_memo: ClassVar[str | None] = None
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """Each subscription event with memos of its own. graphql-core 3.3 shares the subscription's
+        memo of collected sub-fields with every event's executor, keyed by lists made anew for each
+        event and kept alive with their entry: a long subscription kept ~3 KB per event delivered
+        (tests/realtime/test_soak.py)."""
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        executor._stream_usages = RefMap()
+        return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         if not self._fast_path_applies(serially):
