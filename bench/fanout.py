@@ -66,8 +66,15 @@ class Workspace:
         return f"sqlite+aiosqlite:///{self.directory / 'tandem.db'}"
 
     def env(self) -> dict[str, str]:
+        # One writer and many subscribers of one user from one address: the per-user and per-address
+        # limits (and the writer's budget) raised through their settings, as an operator would.
+        many = "1000000"
         return {**os.environ, "TANDEM_DATABASE_URL": self.database_url, "TANDEM_KEYS_DIR": str(self.directory / "keys"),
-                "TANDEM_LOG_LEVEL": "WARNING", "TANDEM_REALTIME_QUEUE_SIZE": "100000"}
+                "TANDEM_LOG_LEVEL": "WARNING", "TANDEM_REALTIME_QUEUE_SIZE": "100000",
+                "TANDEM_WS_MAX_CONNECTIONS_PER_USER": many, "TANDEM_WS_MAX_CONNECTIONS_PER_IP": many,
+                "TANDEM_WS_MAX_SUBSCRIPTIONS": many, "TANDEM_WS_MESSAGES_PER_SECOND": many,
+                "TANDEM_WS_MESSAGE_BURST": many,
+                "TANDEM_RATE_TIERS": '{"user": {"capacity": 1000000000, "restore_rate": 1000000}}'}
 
 
 async def seed(workspace: Workspace, documents: int) -> tuple[str, list[int]]:

@@ -61,12 +61,15 @@ class MemorySlots:
 
     async def take(self, scope: str, connection_id: str, limit: int, lease_seconds: float) -> bool:
         now = time.monotonic()
-        held = {cid: end for cid, end in self._slots.get(scope, {}).items() if end > now}
+        held = self._slots.setdefault(scope, {})
         if connection_id not in held and len(held) >= limit:
-            self._slots[scope] = held
-            return False
+            # Lapsed leases are dropped only when they could be in the way: a scope with thousands of
+            # sockets (one address behind a proxy) must not cost a scan per new socket.
+            for lapsed in [cid for cid, end in held.items() if end <= now]:
+                del held[lapsed]
+            if len(held) >= limit:
+                return False
         held[connection_id] = now + lease_seconds
-        self._slots[scope] = held
         return True
 
     async def release(self, scope: str, connection_id: str) -> None:
