@@ -88,6 +88,14 @@ def revocation_replica(settings: Settings, redis: RedisClient | None,
     return replica
 
 
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """The request pool's settings, for PostgreSQL (SQLite keeps SQLAlchemy's own pool)."""
+    if not settings.database_url.startswith("postgresql"):
+        return {}
+    return {"pool_size": settings.database_pool_size, "max_overflow": settings.database_max_overflow,
+            "pool_pre_ping": settings.database_pool_pre_ping, "pool_recycle": settings.database_pool_recycle_seconds}
+
+
 def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, broker: Broker,
             redis_breaker: Breaker) -> None:
     """What metrics sample from the parts themselves on each flush."""
@@ -105,7 +113,7 @@ def observe(metrics: Metrics, *, engines: dict[str, Any], sockets: Sockets, brok
 def create_app(settings: Settings) -> Starlette:
     preflight.check(settings)  # production without Redis, unless single instance
     secrets = secret_box(settings)  # production refuses to start without TANDEM_SECRET_KEY
-    engine = make_engine(settings.database_url)  # connects lazily
+    engine = make_engine(settings.database_url, **pool_options(settings))  # connects lazily
     # Sessions join a request's own transaction when it has one (Idempotency-Key: exactly once).
     sessions = JoiningSessions(make_sessions(engine))
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs

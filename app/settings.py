@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # Who may introspect the schema: on | authenticated | off (unset: `authenticated` in production, else `on`).
     introspection: IntrospectionMode | None = None
     database_url: str = f"sqlite+aiosqlite:///{VAR_DIR / 'tandem.db'}"
+    # PostgreSQL's connection pool for requests (SQLite uses its own): sized for the concurrency one
+    # worker serves; no ping per checkout (a connection broken by a restart fails one request, and the
+    # pool then reconnects), connections renewed after the recycle time.
+    database_pool_size: int = Field(default=20, gt=0)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_pre_ping: bool = False
+    database_pool_recycle_seconds: int = Field(default=1800, gt=0)
     redis_url: str | None = None
     # A Redis Cluster behind a plain redis:// URL (or say redis+cluster:// in the URL itself).
     redis_cluster: bool = False

@@ -50,9 +50,8 @@ from graphql import (
     is_non_null_type,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_fields
-from graphql.execution.executor import RefMap
 from graphql.execution.values import get_argument_values
-from graphql.pyutils import Path
+from graphql.pyutils import Path, RefMap
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
