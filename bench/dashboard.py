@@ -1,14 +1,21 @@
-"""Dashboard: Tandem's GraphQL endpoint against a hand-written Starlette endpoint, side by side.
+"""Dashboard: Tandem's GraphQL endpoint against two hand-written endpoints, side by side.
 
-Both serve the same "dashboard" (the viewer's 50 tasks with assignee and document) from one SQLite
-file, each in its own uvicorn process (one worker, pinned to the same CPU; the load generator on
-another). After checking that both answer the same JSON, the load generator alternates between them
-for several rounds (A B, B A, ...) so that drift hits both alike: first at `--concurrency`
-connections (throughput), then at one connection (latency). Prints requests/s, p50/p99 latency,
-server CPU per request, and the ratios Tandem / hand-written.
+All three serve the same "dashboard" (the viewer's 50 tasks with assignee and document) from one
+database, each in its own uvicorn process (one worker unless `--workers`, pinned to the same CPU; the
+load generator on another):
 
-    .venv/bin/python bench/dashboard.py                      # about 80 s on 2 cores
-    .venv/bin/python bench/dashboard.py --requests 500 --rounds 8 --concurrency 16
+- tandem: `POST /graphql`, with Redis when `--redis URL` is given (the production shape);
+- hand-written: SQLAlchemy Core on the same async driver (bench/handwritten.py);
+- fast: written for speed, the driver directly: sqlite3 on the event loop, or an asyncpg pool with
+  prepared statements (bench/handwritten_fast.py).
+
+After checking that all answer the same JSON, the load generator alternates between them for several
+rounds so that drift hits all alike: first at `--concurrency` connections (throughput), then at one
+connection (latency). Prints requests/s, p50/p99 latency, server CPU per request, and the ratios.
+
+    .venv/bin/python bench/dashboard.py                                  # SQLite, about 2 minutes
+    .venv/bin/python bench/dashboard.py --database postgres --redis redis://127.0.0.1:6379/8
+    .venv/bin/python bench/dashboard.py --database postgres --redis redis://127.0.0.1:6379/8 --workers 2
 
 Not a test: nothing here asserts a timing. See bench/README.md for recorded figures.
 """
@@ -53,7 +60,7 @@ async def same_answers(ways: list[Way]) -> None:
             answers.append(body["data"])
     if any(answer != answers[0] for answer in answers):
         shown = "\n".join(orjson.dumps(answer).decode()[:2000] for answer in answers)
-        raise SystemExit(f"the two endpoints disagree:\n{shown}")
+        raise SystemExit(f"the endpoints disagree:\n{shown}")
     edges = answers[0]["viewer"]["tasks"]["edges"]
     print(f"responses are equal JSON ({len(edges)} tasks, {len(orjson.dumps(answers[0]))} bytes of data)")
 
@@ -63,18 +70,24 @@ def main() -> None:
     add_common_arguments(parser, requests=250)
     parser.add_argument("--latency-requests", type=int, default=150,
                         help="requests per endpoint per round at one connection (150; 0: skip)")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--redis", metavar="URL", help="Tandem shares its state through this Redis")
+    parser.add_argument("--workers", type=int, default=1, help="Tandem's uvicorn workers (unpinned when > 1)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]  # other work on the machine skews both sides, not the ratio
-    placement = Placement.choose(pin=not args.no_pin)
-    with workspace("tandem-bench-") as place:
+    placement = Placement.choose(pin=not args.no_pin and args.workers == 1)
+    with workspace("tandem-bench-", args.database) as place:
         viewer_id = seed(place)
         headers = bearer_headers(issue_token(place, viewer_id))
         body = orjson.dumps({"query": QUERY})
-        with running("tandem", place, placement.server_cpu) as tandem, \
-                running("hand-written", place, placement.server_cpu) as hand:
+        with running("tandem", place, placement.server_cpu, workers=args.workers, redis_url=args.redis) as tandem, \
+                running("hand-written", place, placement.server_cpu) as hand, \
+                running("fast", place, placement.server_cpu) as fast:
             ways = [Way("tandem", tandem, f"{tandem.url}/graphql", headers, body),
-                    Way("hand-written", hand, f"{hand.url}/dashboard", headers, body)]
-            print(f"seeded {place.db_path}; {placement.describe()}")
+                    Way("hand-written", hand, f"{hand.url}/dashboard", headers, body),
+                    Way("fast", fast, f"{fast.url}/dashboard", headers, body)]
+            print(f"seeded {args.database}; tandem with {args.workers} worker(s), "
+                  f"{'Redis ' + args.redis if args.redis else 'no Redis'}; {placement.describe()}")
             run(same_answers(ways))
             tallies = run(measure(ways, args))
             latency = None
@@ -83,19 +96,19 @@ def main() -> None:
                 latency = run(measure(ways, one, concurrency=1, label="req/s at one connection"))
     table(tallies, "endpoint")
     print()
-    ratio(tallies, "tandem", "hand-written")
-    print(f"p50 latency ratio tandem / hand-written: "
-          f"{tallies['tandem'].percentile(50) / tallies['hand-written'].percentile(50):.2f}")
-    print(f"server CPU per request ratio tandem / hand-written: "
-          f"{tallies['tandem'].cpu_per_request_us / tallies['hand-written'].cpu_per_request_us:.2f}")
+    for a, b in (("tandem", "fast"), ("tandem", "hand-written"), ("hand-written", "fast")):
+        ratio(tallies, a, b)
+    for a, b in (("tandem", "fast"), ("tandem", "hand-written")):
+        print(f"server CPU per request {a} / {b}: "
+              f"{tallies[a].cpu_per_request_us / tallies[b].cpu_per_request_us:.2f}")
     footer(args, load_before, "endpoint")
     if latency is not None:
         print("\nat one connection:")
         table(latency, "endpoint")
-        print(f"\np50 latency at one connection tandem / hand-written: "
-              f"{latency['tandem'].percentile(50) / latency['hand-written'].percentile(50):.2f}")
-        print(f"p99 latency at one connection tandem / hand-written: "
-              f"{latency['tandem'].percentile(99) / latency['hand-written'].percentile(99):.2f}")
+        for a, b in (("tandem", "fast"), ("tandem", "hand-written")):
+            print(f"p50 / p99 latency at one connection {a} / {b}: "
+                  f"{latency[a].percentile(50) / latency[b].percentile(50):.2f} / "
+                  f"{latency[a].percentile(99) / latency[b].percentile(99):.2f}")
 
 
 if __name__ == "__main__":

@@ -58,8 +58,14 @@ UNLIMITED_TIERS = json.dumps({tier: {"capacity": 10**12, "restore_rate": 10**9}
 # --- seeding ------------------------------------------------------------------------------------
 
 
+POSTGRES_ADMIN = os.environ.get("TANDEM_BENCH_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
 @dataclass(frozen=True)
 class Workspace:
+    """A temporary directory (keys, and the SQLite file) and its database: SQLite, or a PostgreSQL
+    database made for the run, named in the file `database_url` (so server subprocesses find it)."""
+
     directory: Path
 
     @property
@@ -68,7 +74,12 @@ class Workspace:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.db_path}"
+        named = self.directory / "database_url"
+        return named.read_text().strip() if named.exists() else f"sqlite+aiosqlite:///{self.db_path}"
+
+    @property
+    def postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
 
     @property
     def keys_dir(self) -> Path:
@@ -76,38 +87,63 @@ class Workspace:
 
 
 @contextlib.contextmanager
-def workspace(prefix: str) -> Iterator[Workspace]:
-    """A temporary, seeded workspace, deleted afterwards."""
+def workspace(prefix: str, database: str = "sqlite") -> Iterator[Workspace]:
+    """A temporary workspace (seed it with `seed`), deleted afterwards with its database."""
     place = Workspace(Path(tempfile.mkdtemp(prefix=prefix)))
+    name = f"tandem_bench_{os.getpid()}"
+    if database == "postgres":
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        (place.directory / "database_url").write_text(f"{base}/{name}")
     try:
         yield place
     finally:
+        if database == "postgres":
+            _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(place.directory, ignore_errors=True)
+
+
+def _postgres_admin(*statements: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 def seed(workspace: Workspace) -> int:
     """Migrate a fresh database and fill it; returns the viewer's user id."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
-
     from db.migrate import upgrade
-    from db.models import Document, DocumentCollaborator, Task, User
 
     upgrade(workspace.database_url)
+    return asyncio.run(_fill(workspace))
+
+
+async def _fill(workspace: Workspace) -> int:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from db.models import Document, DocumentCollaborator, Task, User
+
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    engine = create_engine(f"sqlite:///{workspace.db_path}")
-    with Session(engine) as session, session.begin():
+    engine = create_async_engine(workspace.database_url)
+    async with AsyncSession(engine) as session, session.begin():
         viewer = User(email="viewer@bench.test", name="Vera Viewer", password_hash=None, role="member")
         people = [
             User(email=f"user{i}@bench.test", name=f"Teammate {i}", password_hash=None, role="member")
             for i in range(ASSIGNEES)
         ]
         session.add_all([viewer, *people])
-        session.flush()
+        await session.flush()
         # Documents belong to teammates and are shared with the viewer, so visibility is a real check.
         documents = [Document(title=f"Spec {i}", owner_id=person.id) for i, person in enumerate(people)]
         session.add_all(documents)
-        session.flush()
+        await session.flush()
         for document, person in zip(documents, people, strict=True):
             session.add(DocumentCollaborator(document_id=document.id, user_id=person.id, role="OWNER"))
             session.add(DocumentCollaborator(document_id=document.id, user_id=viewer.id, role="EDITOR"))
@@ -126,7 +162,7 @@ def seed(workspace: Workspace) -> int:
                     created_at=moment, updated_at=moment,
                 ))
         viewer_id = viewer.id
-    engine.dispose()
+    await engine.dispose()
     return viewer_id
 
 
@@ -194,13 +230,15 @@ def serve(kind: str, workspace: Workspace, port: int, workers: int, redis_url: s
         from app.main import create_app
 
         application = create_app(tandem_settings(workspace, redis_url=redis_url))
-    elif kind == "hand-written":
+    elif kind in ("hand-written", "fast"):
         from handwritten import handwritten_app
+        from handwritten_fast import fast_app
 
         from app.settings import Settings
 
         defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-        application = handwritten_app(workspace, defaults.issuer, defaults.audience)
+        make = handwritten_app if kind == "hand-written" else fast_app
+        application = make(workspace, defaults.issuer, defaults.audience)
     else:
         application = _hello_app(tandem_like=kind == "hello-headers")
     # Tandem and the floor under it run uvicorn as `tandem serve` does (one write per response,
@@ -572,7 +610,7 @@ def footer(args: argparse.Namespace, load_before: float, what: str = "way") -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Server subprocess entry point for the benchmarks.")
-    parser.add_argument("--serve", choices=["tandem", "hand-written", "hello", "hello-headers"], required=True)
+    parser.add_argument("--serve", choices=["tandem", "hand-written", "fast", "hello", "hello-headers"], required=True)
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)

@@ -71,7 +71,10 @@ class Reads(Protocol):
 
 class AsyncReads:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        # Each read is one statement: in autocommit there is no BEGIN before it and no ROLLBACK after
+        # it, two round trips of three on PostgreSQL (the pool and its connections are the app's).
+        self._base = engine
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         return await self.all(statement, params)
@@ -86,7 +89,7 @@ class AsyncReads:
 
     @property
     def engines(self) -> tuple[Engine, ...]:
-        return (self._engine.sync_engine,)
+        return (self._base.sync_engine,)
 
 
 class SQLiteReads:
