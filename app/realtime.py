@@ -13,6 +13,7 @@ from realtime.broker import Broker, MemoryBroker, RedisBroker
 from realtime.documents import DocumentStore
 from realtime.hub import Realtime
 from realtime.presence import Presence
+from realtime.shared_presence import SharedPresence
 
 
 def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisCluster | None,
@@ -35,7 +36,10 @@ def build_realtime(settings: Settings, sessions: Sessions, redis: Redis | RedisC
         rate=settings.presence_rate_per_second,
         burst=max(1, int(settings.presence_rate_per_second * 2)),
     )
-    return Realtime(sessions, broker, documents, presence, recheck_seconds=settings.realtime_recheck_seconds)
+    shared = SharedPresence(redis, settings.redis_prefix, lease_seconds=max(30.0, settings.presence_timeout_seconds),
+                            timeout=settings.rate_limit_redis_timeout_seconds) if redis is not None else None
+    return Realtime(sessions, broker, documents, presence, recheck_seconds=settings.realtime_recheck_seconds,
+                    shared_presence=shared)
 
 
 def ticket_store(settings: Settings, redis: Redis | RedisCluster | None, breaker: Breaker | None = None) -> TicketStore:

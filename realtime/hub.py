@@ -17,6 +17,7 @@ from realtime.broker import Broker, Subscription
 from realtime.documents import DocumentStore
 from realtime.events import TASKS_CHANNEL, DocumentEventKind, Event, document_channel, encode
 from realtime.presence import Presence
+from realtime.shared_presence import PresenceUnavailable, SharedPresence
 
 log = logging.getLogger("tandem.realtime")
 
@@ -30,6 +31,7 @@ class Realtime:
         presence: Presence,
         *,
         recheck_seconds: float = 30.0,
+        shared_presence: SharedPresence | None = None,
     ) -> None:
         """`recheck_seconds`: how often a long-lived subscription re-reads its viewer's rights even
         without an ACCESS event (which covers changes made through Tandem itself)."""
@@ -38,6 +40,7 @@ class Realtime:
         self.documents = documents
         self.presence = presence
         self.recheck_seconds = recheck_seconds
+        self.shared_presence = shared_presence
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -78,12 +81,41 @@ class Realtime:
             return await session.scalar(select(Document.version).where(Document.id == document_id))
 
     async def joined(self, document_id: int, user_id: int, version: int) -> None:
-        if self.presence.watch(document_id, user_id):
+        if self.presence.watch(document_id, user_id) and await self._arrived(document_id, user_id):
             await self.publish_document(document_id, DocumentEventKind.JOINED, version, userId=user_id)
 
     async def left(self, document_id: int, user_id: int) -> None:
-        if self.presence.unwatch(document_id, user_id):
+        if self.presence.unwatch(document_id, user_id) and await self._gone(document_id, user_id):
             await self._announce_left(document_id, user_id)
+
+    async def present(self, document_id: int) -> list[int]:
+        """Who has the document's events open now, on any instance (this one's alone without Redis)."""
+        if self.shared_presence is not None:
+            try:
+                return await self.shared_presence.present(document_id)
+            except PresenceUnavailable as exc:
+                log.warning("shared presence unavailable (%s); answering for this instance", exc)
+        return self.presence.watchers(document_id)
+
+    async def _arrived(self, document_id: int, user_id: int) -> bool:
+        """Whether this is the user's first subscription to the document on any instance."""
+        if self.shared_presence is None:
+            return True
+        try:
+            return await self.shared_presence.join(document_id, user_id)
+        except PresenceUnavailable as exc:
+            log.warning("shared presence unavailable (%s); deciding for this instance", exc)
+            return True
+
+    async def _gone(self, document_id: int, user_id: int) -> bool:
+        """Whether the user has no subscription to the document left on any instance."""
+        if self.shared_presence is None:
+            return True
+        try:
+            return await self.shared_presence.leave(document_id, user_id)
+        except PresenceUnavailable as exc:
+            log.warning("shared presence unavailable (%s); deciding for this instance", exc)
+            return True
 
     async def _announce_left(self, document_id: int, user_id: int) -> None:
         version = await self.latest_version(document_id)
@@ -92,13 +124,30 @@ class Realtime:
 
     async def _sweep(self) -> None:
         interval = max(0.05, min(1.0, self.presence.timeout / 4))
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(interval)
+            if self.shared_presence is not None and time.monotonic() - renewed >= self.shared_presence.lease_ms / 3000:
+                renewed = time.monotonic()
+                try:
+                    await self.shared_presence.renew(self.presence.watching())
+                except PresenceUnavailable as exc:
+                    log.warning("could not renew shared presence (%s)", exc)
             for document_id, user_id in self.presence.expired():
+                if user_id in await self._present_elsewhere(document_id):
+                    continue  # the cursor went quiet, but the user still has the document open elsewhere
                 try:
                     await self._announce_left(document_id, user_id)
                 except Exception:  # one failed announcement must not stop the sweeper for everyone
                     log.exception("could not announce that user %s left document %s", user_id, document_id)
+
+    async def _present_elsewhere(self, document_id: int) -> list[int]:
+        if self.shared_presence is None:
+            return []
+        try:
+            return await self.shared_presence.present(document_id)
+        except PresenceUnavailable:
+            return []
 
     # --- tasks --------------------------------------------------------------------------------
 

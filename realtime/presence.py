@@ -1,4 +1,5 @@
-"""Who is in a document right now, and where their cursor is: ephemeral, per process.
+"""Who is in a document right now, and where their cursor is: ephemeral, per process (across
+instances, `realtime/shared_presence.py` decides when someone first arrived or finally left).
 
 Cursor moves are rate limited per user and document (a token bucket), and a cursor that is not
 moved again within `timeout` seconds expires (the hub then announces LEFT), unless the user still
@@ -61,6 +62,14 @@ class Presence:
         self._expires.pop(key, None)
         self._buckets.pop(key, None)
         return True
+
+    def watching(self) -> list[Key]:
+        """(document, user) pairs with a subscription open here."""
+        return list(self._watching)
+
+    def watchers(self, document_id: int) -> list[int]:
+        """Users with a subscription to `document_id` open here."""
+        return sorted(user for document, user in self._watching if document == document_id)
 
     def expired(self, now: float | None = None) -> list[Key]:
         """Cursors past their timeout whose users watch nothing here; forgotten as they are returned."""

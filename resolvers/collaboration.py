@@ -226,6 +226,13 @@ async def restore_snapshot(ctx: Context, snapshot_id: int) -> tuple[DocumentReco
     return await visible_document(ctx, document_id), version
 
 
+async def present(ctx: Context, document_id: int) -> list[Any]:
+    """The users who have the document's events open now, on any instance (the document is visible:
+    its field resolved). Users deleted meanwhile are left out."""
+    users = await ctx.loaders.users.by_id.load_many(await realtime_of(ctx).present(document_id))
+    return [user for user in users if user is not None]
+
+
 async def update_presence(ctx: Context, document_id: int, anchor: int, head: int) -> datetime:
     """Show the viewer's cursor to everyone in the document; returns when it expires."""
     document = await visible_document(ctx, document_id)

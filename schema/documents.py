@@ -97,6 +97,15 @@ class Document(Node):
     async def yjs_state(self, info: Info[Context, Any]) -> Base64:
         return Base64((await resolvers.collaboration.current(info.context, self._row.id)).state)
 
+    @strawberry.field(directives=[ListSize(assumed_size=5)],
+                      description="Who has this document's events open now (a `documentEvents` subscription), on "
+                                  "any instance: what a late joiner shows before the JOINED and LEFT events arrive.")
+    async def present(self, info: Info[Context, Any]) -> list[UserType]:
+        from schema.users import user_type
+
+        rows = await resolvers.collaboration.present(info.context, self._row.id)
+        return [user_type(info.context, row) for row in rows]
+
     @strawberry.field(description="Named copies of the content, newest first.")
     async def snapshots(self, info: Info[Context, Any]) -> list[DocumentSnapshotType]:
         from schema.realtime import DocumentSnapshot
