@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from pycrdt import Doc, Text
+from pycrdt import Assoc, Doc, Text
 
 from realtime.documents import TEXT
 
@@ -73,3 +73,23 @@ def edits_between(old: str, new: str) -> list[TextEdit]:
         edits.append(TextEdit(index=i1 + shift, delete=i2 - i1, insert=new[j1:j2]))
         shift += (j2 - j1) - (i2 - i1)
     return edits
+
+
+def map_positions(doc: Doc[Any], later: list[bytes], positions: list[int]) -> list[int]:
+    """Where `positions` (code points in `doc`'s text) are once the `later` updates are applied to it:
+    each follows the character after it (a Yjs sticky index), so text inserted before it moves it on;
+    the end of the text follows the last character. In an empty text there is nothing to follow."""
+    shared = doc.get(TEXT, type=Text)
+    text = str(shared)
+    if not text:
+        return [0 for _ in positions]
+    stickies = []
+    for position in positions:
+        index = min(max(0, position), len(text))
+        # Nothing comes after the end: stick to the character before it (pycrdt has no index there).
+        assoc = Assoc.BEFORE if index == len(text) else Assoc.AFTER
+        stickies.append(shared.sticky_index(_byte_offset(text, index), assoc))
+    for update in later:
+        doc.apply_update(update)
+    encoded = str(shared).encode()
+    return [len(encoded[: sticky.get_index()].decode(errors="ignore")) for sticky in stickies]

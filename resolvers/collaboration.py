@@ -30,7 +30,7 @@ from realtime.documents import (
 )
 from realtime.events import DocumentEventKind, decode
 from realtime.hub import Realtime
-from realtime.text import EditOutOfRange, apply_edits, edits_between
+from realtime.text import EditOutOfRange, apply_edits, edits_between, map_positions
 from realtime.text import TextEdit as TextEdit  # re-exported for the schema
 from resolvers import validation
 from resolvers.context import Context
@@ -233,8 +233,11 @@ async def present(ctx: Context, document_id: int) -> list[Any]:
     return [user for user in users if user is not None]
 
 
-async def update_presence(ctx: Context, document_id: int, anchor: int, head: int) -> datetime:
-    """Show the viewer's cursor to everyone in the document; returns when it expires."""
+async def update_presence(
+    ctx: Context, document_id: int, anchor: int, head: int, base_version: int | None = None
+) -> datetime:
+    """Show the viewer's cursor to everyone in the document; returns when it expires. Positions given
+    for an older `base_version` are mapped through the edits made since."""
     document = await visible_document(ctx, document_id)
     user_id = ctx.require_user()
     if anchor < 0 or head < 0:
@@ -242,13 +245,33 @@ async def update_presence(ctx: Context, document_id: int, anchor: int, head: int
     hub = realtime_of(ctx)
     if not hub.presence.allow(document_id, user_id):
         raise RateLimited(f"At most {hub.presence.rate:g} cursor updates per second; slow down.")
+    version = document.version
+    if base_version is not None and base_version != version:
+        anchor, head, version = await _mapped(hub, document_id, base_version, version, anchor, head)
     hub.presence.moved(document_id, user_id)
     expires_at = datetime.fromtimestamp(time.time() + hub.presence.timeout, UTC)
     await hub.publish_document(
-        document_id, DocumentEventKind.CURSOR, document.version,
+        document_id, DocumentEventKind.CURSOR, version,
         userId=user_id, anchor=anchor, head=head, expiresAt=expires_at.timestamp(),
     )
     return expires_at
+
+
+async def _mapped(hub: Realtime, document_id: int, base_version: int, latest: int, anchor: int,
+                  head: int) -> tuple[int, int, int]:
+    """The cursor given at `base_version`, at the latest version: (anchor, head, that version)."""
+    if not 0 <= base_version <= latest:
+        raise BadUserInput(f"`baseVersion` must be between 0 and {latest}.", field="baseVersion")
+    try:
+        fork = await hub.documents.fork(document_id, base_version)
+        later = await hub.documents.history(document_id, base_version)
+    except VersionTooOld as exc:
+        raise BadUserInput(f"`baseVersion` {base_version} is not available ({exc}); read the document again.",
+                           field="baseVersion") from None
+    except DocumentGone:
+        raise NotFound("Document not found.") from None
+    anchor, head = map_positions(fork, [update for _, update in later], [anchor, head])
+    return anchor, head, later[-1][0] if later else base_version
 
 
 # --- the event stream -------------------------------------------------------------------------

@@ -162,6 +162,9 @@ class CursorInput:
 class UpdatePresenceInput:
     document_id: strawberry.ID
     cursor: CursorInput
+    base_version: int | None = strawberry.field(
+        default=None, description="The version whose text the positions refer to; the server maps them through "
+                                  "the edits made since, so the cursor stays on its character (default: the latest).")
 
 
 @strawberry.input
@@ -237,7 +240,7 @@ class CollaborationMutations:
         try:
             document_id = decode_id(input.document_id, "Document", "documentId")
             expires_at = await collaboration.update_presence(
-                info.context, document_id, input.cursor.anchor, input.cursor.head
+                info.context, document_id, input.cursor.anchor, input.cursor.head, input.base_version
             )
         except BadUserInput as exc:
             return UpdatePresencePayload(expires_at=None, user_errors=[UserError.from_exception(exc)])
