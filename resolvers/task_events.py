@@ -73,9 +73,13 @@ async def task_events(ctx: Context, f: TaskFilter) -> AsyncGenerator[TaskEvent, 
             if kind is TaskEventKind.DELETED:
                 yield TaskEvent(kind, task_id, None)
                 continue
+            refresh(ctx)  # nested fields (labels, assignee…) read current rows
+            # Labels first, then the row: if the task is deleted in between, the row is gone too and
+            # the event is skipped (its DELETED follows), never delivered half of one moment and
+            # half of the next (the title renamed, the labels already cascaded away).
+            await ctx.loaders.tasks.labels_by_task.load(task_id)  # cached for the event's `labels`
             task = await _visible(ctx, viewer_id, task_id, f)
             if task is not None:
-                refresh(ctx)  # nested fields (labels, assignee…) read current rows
                 yield TaskEvent(kind, task_id, task)
     finally:
         await subscription.close()
