@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -99,20 +100,22 @@ class Realtime:
 
     async def _arrived(self, document_id: int, user_id: int) -> bool:
         """Whether this is the user's first subscription to the document on any instance."""
-        if self.shared_presence is None:
-            return True
-        try:
-            return await self.shared_presence.join(document_id, user_id)
-        except PresenceUnavailable as exc:
-            log.warning("shared presence unavailable (%s); deciding for this instance", exc)
-            return True
+        shared = self.shared_presence
+        return await self._across_instances(shared.join if shared else None, document_id, user_id)
 
     async def _gone(self, document_id: int, user_id: int) -> bool:
         """Whether the user has no subscription to the document left on any instance."""
-        if self.shared_presence is None:
+        shared = self.shared_presence
+        return await self._across_instances(shared.leave if shared else None, document_id, user_id)
+
+    @staticmethod
+    async def _across_instances(ask: Callable[[int, int], Awaitable[bool]] | None, document_id: int,
+                                user_id: int) -> bool:
+        """Shared presence's answer; this instance's (yes) without Redis, or when Redis does not answer."""
+        if ask is None:
             return True
         try:
-            return await self.shared_presence.leave(document_id, user_id)
+            return await ask(document_id, user_id)
         except PresenceUnavailable as exc:
             log.warning("shared presence unavailable (%s); deciding for this instance", exc)
             return True
