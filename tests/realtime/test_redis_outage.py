@@ -48,8 +48,9 @@ async def test_the_other_instance_resumes_without_gap_or_duplicate(
         headers = {"Authorization": f"Bearer {token_for(bob)}"}
         async with LiveServer(create_app(shared)) as other, LiveServer(create_app(shared)) as here, \
                 httpx.AsyncClient(base_url=here.url, timeout=30) as writer:
+            # Two people: presence spans instances, so one person's second subscription is no news.
             async with ws_session(f"{other.ws_url}/graphql", token_for(alice)) as far, \
-                    ws_session(f"{here.ws_url}/graphql", token_for(alice)) as near:
+                    ws_session(f"{here.ws_url}/graphql", token_for(bob)) as near:
                 far_events = subscribe(far, EVENTS, {"id": doc_id})
                 near_events = subscribe(near, EVENTS, {"id": doc_id})
                 assert (await next_within(far_events))["documentEvents"]["kind"] == "JOINED"
