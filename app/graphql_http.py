@@ -162,7 +162,8 @@ class GraphQLHTTP:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An ASGI app of its own: Starlette's per-endpoint wrapper would add a layer to every request."""
-        response = await self.handle(Request(scope, receive))
+        async with self.context_factory.reads.per_request():  # the request's reads: one connection
+            response = await self.handle(Request(scope, receive))
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:

@@ -32,10 +32,12 @@ response, so making the tuple (~0.4 µs) pays for itself several times over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections import namedtuple
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -56,6 +58,10 @@ INLINE_BUSY_MS = 20
 
 
 class Reads(Protocol):
+    def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Within it, the reads of this task (and the tasks it starts) share one connection."""
+        ...
+
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         """Every row of a statement that finds rows by key (bounded work), as Core rows."""
 
@@ -69,6 +75,30 @@ class Reads(Protocol):
         """The synchronous engines the statements run on (for statement listeners, e.g. in tests)."""
 
 
+class _Held:
+    """One connection for all the reads of one request, checked out at its first read: a request's
+    reads then cost one pool checkout, not one each. Statements take turns on it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self.turn = asyncio.Lock()
+        self.closed = False
+
+    async def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        return self._connection
+
+    async def close(self) -> None:
+        self.closed = True  # a task the request started and that reads later gets a connection of its own
+        if self._connection is not None:
+            await self._connection.close()
+
+
+_held: ContextVar[_Held | None] = ContextVar("tandem_request_reads", default=None)
+
+
 class AsyncReads:
     def __init__(self, engine: AsyncEngine) -> None:
         # Each read is one statement: in autocommit there is no BEGIN before it and no ROLLBACK after
@@ -79,9 +109,24 @@ class AsyncReads:
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         return await self.all(statement, params)
 
+    @contextlib.asynccontextmanager
+    async def per_request(self) -> AsyncIterator[None]:
+        held = _Held(self._engine)
+        token = _held.set(held)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+            await held.close()
+
     async def all(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
-        async with self._engine.connect() as connection:
-            result = await connection.execute(statement, params)
+        held = _held.get()
+        if held is None or held.closed:
+            async with self._engine.connect() as connection:
+                result = await connection.execute(statement, params)
+                return _records(tuple(result.keys()), result)
+        async with held.turn:
+            result = await (await held.connection()).execute(statement, params)
             return _records(tuple(result.keys()), result)
 
     async def close(self) -> None:
@@ -141,6 +186,9 @@ class SQLiteReads:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, _rows, self._threaded, statement, params)
 
+    def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _NO_SCOPE
+
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
         if self._connection is not None:
@@ -168,6 +216,9 @@ class SessionReads:
             result = await session.execute(statement, params)
             return _records(tuple(result.keys()), result)
 
+    def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _NO_SCOPE
+
     async def close(self) -> None:
         """The sessions belong to the caller."""
 
@@ -192,12 +243,18 @@ class TransactionReads:
             result = await self._connection.execute(statement, params)
             return _records(tuple(result.keys()), result)
 
+    def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return _NO_SCOPE
+
     async def close(self) -> None:
         """The connection belongs to the transaction."""
 
     @property
     def engines(self) -> tuple[Engine, ...]:
         return ()
+
+
+_NO_SCOPE = contextlib.nullcontext()  # SQLite's reads keep their own connections; sessions theirs
 
 
 def _rows(engine: Engine, statement: Executable, params: Params) -> Sequence[AnyRow]:
