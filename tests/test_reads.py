@@ -1,4 +1,5 @@
-"""The loaders' read path (db/reads.py) on SQLite: key lookups on the event loop, but never stuck there.
+"""The loaders' read path (db/reads.py): on SQLite key lookups on the event loop, but never stuck there;
+on PostgreSQL one connection for all of a request's reads.
 
 The request-level behaviour (both databases, statement counts) is covered by every GraphQL test;
 these are the SQLite specifics: a locked file sends a lookup to a thread instead of holding the loop,
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from app.main import create_app
@@ -178,3 +180,29 @@ async def test_direct_lookups_keep_a_bounded_number_of_statements(sqlite_templat
     finally:
         connection.close()
         await reads.close()
+
+
+DASHBOARD = "{ viewer { tasks(first: 50) { edges { node { id title assignee { name } document { title } } } } } }"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_on_postgresql_a_request_s_reads_share_one_connection(
+    app: Any, client: Any, sessions: Any, alice: User, bob: User, token_for: Any,
+) -> None:
+    document = await make_document(sessions, bob, viewers=[alice])
+    for n in range(3):
+        await make_task(sessions, alice, f"task {n}", assignee=bob, document=document)
+    checkouts: list[object] = []
+
+    def counted(*args: object) -> None:
+        checkouts.append(args)
+
+    pool = app.state.engine.sync_engine.pool
+    event.listen(pool, "checkout", counted)
+    try:
+        response = await client.post("/graphql", json={"query": DASHBOARD},
+                                     headers={"Authorization": f"Bearer {token_for(alice)}"})
+    finally:
+        event.remove(pool, "checkout", counted)
+    assert len(response.json()["data"]["viewer"]["tasks"]["edges"]) == 3
+    assert len(checkouts) == 1  # the viewer, the page, the assignees and the documents: one connection
