@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> Starlette:
     secrets = secret_box(settings)  # production refuses to start without TANDEM_SECRET_KEY
     engine = make_engine(settings.database_url, **pool_options(settings))  # connects lazily
     # Sessions join a request's own transaction when it has one (Idempotency-Key: exactly once).
-    sessions = JoiningSessions(make_sessions(engine))
+    sessions = JoiningSessions(make_sessions(engine), one_writer=engine.dialect.name == "sqlite")
     reads = make_reads(settings.database_url, engine)  # the loaders' path: Core rows, few thread hand-offs
     # A hung Redis answers nothing: every command gives up after the timeout, and the answer is a 503
     # (app/failures.py) or the caller's fallback, never a request held for good.

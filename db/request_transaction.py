@@ -139,10 +139,17 @@ def after_commit(work: AfterCommit) -> bool:
 
 
 class JoiningSessions:
-    """The app's session factory: the request transaction's sessions inside one, `default`'s outside."""
+    """The app's session factory: the request transaction's sessions inside one, `default`'s outside.
 
-    def __init__(self, default: async_sessionmaker[AsyncSession]) -> None:
+    `one_writer` (SQLite, which has one writer per file): write transactions (`begin()`) of this
+    process take turns in an asyncio queue instead of meeting in SQLite's busy handler, which sleeps
+    up to 100 ms per try and made a loaded mutation's p99 a hundred times its p50 (bench/README.md).
+    Reentrant per task; the documents' own locks are always taken before it, never inside it.
+    """
+
+    def __init__(self, default: async_sessionmaker[AsyncSession], *, one_writer: bool = False) -> None:
         self.default = default
+        self._writer = TaskLock() if one_writer else None
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
         transaction = current()
@@ -150,4 +157,12 @@ class JoiningSessions:
 
     def begin(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         transaction = current()
-        return transaction.begin() if transaction is not None else self.default.begin()
+        if transaction is not None:
+            return transaction.begin()
+        return self._in_turn() if self._writer is not None else self.default.begin()
+
+    @contextlib.asynccontextmanager
+    async def _in_turn(self) -> AsyncIterator[AsyncSession]:
+        assert self._writer is not None
+        async with self._writer.held(), self.default.begin() as session:
+            yield session
