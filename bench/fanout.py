@@ -16,6 +16,7 @@ the socket. Events/s counts deliveries over the wall time of the phase.
 
     .venv/bin/python bench/fanout.py                 # about a minute on 2 cores
     .venv/bin/python bench/fanout.py --updates 20 --sizes 1 100
+    .venv/bin/python bench/fanout.py --workers 2 --redis redis://127.0.0.1:6379/8   # changes cross workers
 
 Not a test: nothing here asserts a timing. See bench/README.md for recorded figures.
 """
@@ -103,11 +104,16 @@ async def seed(workspace: Workspace, documents: int) -> tuple[str, list[int]]:
 
 
 @contextlib.contextmanager
-def server(workspace: Workspace) -> Iterator[str]:
+def server(workspace: Workspace, workers: int = 1, redis_url: str | None = None) -> Iterator[str]:
+    """One uvicorn server; with `workers` > 1 its workers share `redis_url`, so an update made by one
+    worker reaches the subscribers of the others through Redis (the kernel spreads the sockets)."""
+    env = workspace.env()
+    if redis_url:
+        env.update(TANDEM_REDIS_URL=redis_url, TANDEM_REDIS_PREFIX=f"tandem-fanout-{os.getpid()}:")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory", "--port", str(workspace.port),
-         "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=workspace.env(),
+         "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
+        cwd=ROOT, env=env,
     )
     url = f"http://127.0.0.1:{workspace.port}"
     try:
@@ -225,7 +231,11 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 100, 1000], help="subscriber counts")
     parser.add_argument("--updates", type=int, default=30, help="updates per phase")
     parser.add_argument("--sockets", type=int, default=100, help="at most this many WebSocket connections")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (more than one needs --redis)")
+    parser.add_argument("--redis", metavar="URL", help="the workers' shared Redis")
     args = parser.parse_args()
+    if args.workers > 1 and not args.redis:
+        parser.error("--workers above 1 needs --redis: the workers' subscribers hear each other's updates there")
     with tempfile.TemporaryDirectory(prefix="tandem-fanout-") as directory:
         workspace = Workspace(Path(directory))
         from db.migrate import upgrade
@@ -235,7 +245,7 @@ async def main() -> None:
         token, documents = await seed(workspace, largest + 1)
         lines = []
         versions: dict[int, int] = {}
-        with server(workspace) as url:
+        with server(workspace, args.workers, args.redis) as url:
             for size in args.sizes:
                 one = Phase(size, [documents[0]] * size)
                 lines.append(await run_phase(url, token, "one document", one, args.updates, args.sockets, versions))
@@ -248,8 +258,9 @@ async def main() -> None:
         print(f"{'phase':<15}{'subscribers':>12}{'sockets':>9}{'updates':>9}{'deliveries':>12}"
               f"{'p50 ms':>10}{'p99 ms':>10}{'events/s':>12}")
         print("\n".join(lines))
-        print(f"\n{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, one uvicorn worker, SQLite, "
-              f"in-process broker, load average {os.getloadavg()[0]:.2f}")
+        broker = f"Redis broker ({args.redis})" if args.redis else "in-process broker"
+        print(f"\n{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.workers} uvicorn worker(s), SQLite, "
+              f"{broker}, load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
