@@ -55,22 +55,25 @@ class RevocationList:
     async def start(self) -> None:
         if self.replica is not None:
             await self.replica.start()
-        elif not self._loaded:
-            # In the background: a database that is down at start-up must not stop the app starting.
+        elif not self._loaded and not await self._load_once():
+            # Again in the background: a database that is down at start-up must not stop the app starting.
             self._loader = asyncio.create_task(self._load(), name="tandem-revocations-load")
 
-    async def _load(self, retry_seconds: float = 1.0) -> None:
+    async def _load_once(self) -> bool:
         assert self.records is not None
-        while True:
-            try:
-                for name, ttl in await self.records.unexpired():
-                    self._remember(name, ttl)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("could not load the revocation list (%s); asking the database per request", exc)
-                await asyncio.sleep(retry_seconds)
-                continue
-            self._loaded = True
-            return
+        try:
+            for name, ttl in await self.records.unexpired():
+                self._remember(name, ttl)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not load the revocation list (%s); asking the database per request", exc)
+            return False
+        self._loaded = True
+        return True
+
+    async def _load(self, retry_seconds: float = 1.0) -> None:
+        await asyncio.sleep(retry_seconds)
+        if not await self._load_once():
+            self._loader = asyncio.create_task(self._load(retry_seconds), name="tandem-revocations-load")
 
     async def close(self) -> None:
         if self._loader is not None:

@@ -31,7 +31,8 @@ EVENTS = "subscription($id: ID!) { documentEvents(documentId: $id) { kind versio
 CURSOR = """mutation($id: ID!, $a: Int!) { updatePresence(input: {documentId: $id, cursor: {anchor: $a, head: $a}}) {
   expiresAt } }"""
 WARM_UP, N = 150, 300
-ALLOWED_BYTES_PER_EVENT = 64
+# The leak this guards against kept ~3,000 bytes an event; other threads of a long test run add noise.
+ALLOWED_BYTES_PER_EVENT = 256
 
 
 def _traced() -> int:
@@ -46,8 +47,9 @@ async def test_a_long_subscription_does_not_grow_memory(
     doc_id = global_id("Document", document.id)
     configured = settings.model_copy(update={"presence_rate_per_second": 10_000.0, "realtime_recheck_seconds": 3600,
                                              "rate_tiers": tiers(capacity=10**9, restore_rate=10**6)})
-    # Log records (access lines, httpx's) pile up in pytest's capture, N for N: not the server's memory.
-    logging.disable(logging.INFO)
+    # Log records (access lines, httpx's, and whatever earlier tests' leftovers say) pile up in pytest's
+    # capture: not the server's memory.
+    logging.disable(logging.CRITICAL)
     tracemalloc.start()
     try:
         async with LiveServer(create_app(configured)) as server, \
