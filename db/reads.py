@@ -201,33 +201,40 @@ class SQLiteReads:
         return (self._threaded, self._inline)
 
 
-class SessionReads:
-    """Reads through a session factory: for background work whose sessions are bound to one
-    connection (an inbound webhook is applied in the same transaction as its receipt)."""
-
-    def __init__(self, sessions: Sessions) -> None:
-        self._sessions = sessions
+class _BorrowedReads:
+    """Reads on sessions or a connection that belong to someone else: nothing to open or close."""
 
     async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         return await self.all(statement, params)
 
     async def all(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
-        async with self._sessions() as session:
-            result = await session.execute(statement, params)
-            return _records(tuple(result.keys()), result)
+        raise NotImplementedError
 
     def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
         return _NO_SCOPE
 
     async def close(self) -> None:
-        """The sessions belong to the caller."""
+        """Their owner closes them."""
 
     @property
     def engines(self) -> tuple[Engine, ...]:
         return ()
 
 
-class TransactionReads:
+class SessionReads(_BorrowedReads):
+    """Reads through a session factory: for background work whose sessions are bound to one
+    connection (an inbound webhook is applied in the same transaction as its receipt)."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def all(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
+        async with self._sessions() as session:
+            result = await session.execute(statement, params)
+            return _records(tuple(result.keys()), result)
+
+
+class TransactionReads(_BorrowedReads):
     """Reads on the connection of a request's transaction (`db.request_transaction`): they see its
     uncommitted writes, one statement at a time."""
 
@@ -235,23 +242,10 @@ class TransactionReads:
         self._connection = connection
         self._lock = lock
 
-    async def lookup(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
-        return await self.all(statement, params)
-
     async def all(self, statement: Executable, params: Params = None) -> Sequence[AnyRow]:
         async with self._lock.held():
             result = await self._connection.execute(statement, params)
             return _records(tuple(result.keys()), result)
-
-    def per_request(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return _NO_SCOPE
-
-    async def close(self) -> None:
-        """The connection belongs to the transaction."""
-
-    @property
-    def engines(self) -> tuple[Engine, ...]:
-        return ()
 
 
 _NO_SCOPE = contextlib.nullcontext()  # SQLite's reads keep their own connections; sessions theirs

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from redis.asyncio import RedisCluster
 from starlette.applications import Starlette
 
@@ -203,3 +204,11 @@ async def test_persisted_queries_in_one_slot(shared: Settings) -> None:
     finally:
         await client.aclose()
 
+
+
+@pytest.mark.parametrize("prefix", ["{x}:", "tandem{:", "a}b:"])
+def test_a_prefix_with_braces_is_refused(settings: Settings, prefix: str) -> None:
+    """Braces in the prefix would become the hash tag of every key: one Cluster slot for everything."""
+    with pytest.raises(ValidationError):
+        Settings(database_url=settings.database_url, redis_prefix=prefix, _env_file=None)  # type: ignore[call-arg]
+    assert Settings(database_url=settings.database_url, redis_prefix="ok:", _env_file=None).redis_prefix == "ok:"  # type: ignore[call-arg]

@@ -96,3 +96,17 @@ async def test_without_redis_presence_is_this_instance_s(
             assert await _event(events) == ("JOINED", "Alice")
             assert await _present(server.url, token, doc_id) == ["Alice"]
         assert await _present(server.url, token, doc_id) == []
+
+
+async def test_who_is_present_is_not_told_to_someone_who_cannot_see_the_document(
+    settings: Settings, sessions, alice: User, carol: User, token_for: Callable[..., str],  # type: ignore[no-untyped-def]
+) -> None:
+    document = await make_document(sessions, alice)
+    doc_id = global_id("Document", document.id)
+    async with LiveServer(create_app(settings)) as server:
+        async with ws_session(f"{server.ws_url}/graphql", token_for(alice)) as session:
+            events = subscribe(session, EVENTS, {"id": doc_id})
+            assert await _event(events) == ("JOINED", "Alice")
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                body = await post_gql(http, token_for(carol), PRESENT, {"id": doc_id})
+    assert body["data"]["node"] is None  # not shared with Carol: no document, so no one in it
